@@ -1,0 +1,94 @@
+"""Settings, read once at start from the environment and an optional ``.env`` file.
+
+Nothing here runs at import time: :func:`load_settings` is called by the entry point and
+the resulting :class:`Settings` is passed to whatever needs it. Secrets never appear in
+``repr()`` or logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+BACKENDS = ("trainer", "openai")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    discord_token: str | None = field(default=None, repr=False)
+    database_path: Path = Path(".tunecord/tunecord.sqlite3")
+    backend: str = "trainer"
+    trainer_url: str = "http://127.0.0.1:8000/v1"
+    trainer_api_key: str | None = field(default=None, repr=False)
+    start_trainer: bool = True
+    trainer_data_dir: Path = Path(".tunecord/trainer")
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    default_model: str = "smollm2-135m-instruct"
+    prices_path: Path | None = None
+    log_level: str = "INFO"
+
+    @property
+    def backend_url(self) -> str | None:
+        return self.trainer_url if self.backend == "trainer" else self.openai_base_url
+
+    @property
+    def backend_api_key(self) -> str | None:
+        return self.trainer_api_key if self.backend == "trainer" else self.openai_api_key
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"expected true/false, got {value!r}")
+
+
+def load_settings(
+    environ: Mapping[str, str], env_file: Path | None = Path(".env")
+) -> Settings:
+    """Settings from ``environ``, falling back to ``env_file`` (the environment wins)."""
+    values: dict[str, str | None] = {}
+    if env_file is not None and env_file.is_file():
+        values.update(dotenv_values(env_file))
+    values.update(environ)
+
+    def get(name: str) -> str | None:
+        value = values.get(name)
+        return value if value not in (None, "") else None
+
+    backend = (get("TUNECORD_BACKEND") or "trainer").lower()
+    if backend not in BACKENDS:
+        raise SettingsError(f"TUNECORD_BACKEND must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "openai" and not get("OPENAI_API_KEY"):
+        raise SettingsError("TUNECORD_BACKEND=openai needs OPENAI_API_KEY")
+    prices = get("TUNECORD_PRICES")
+    try:
+        start_trainer = _flag(get("TUNECORD_START_TRAINER"), backend == "trainer")
+    except SettingsError as exc:
+        raise SettingsError(f"TUNECORD_START_TRAINER: {exc}") from None
+    return Settings(
+        discord_token=get("DISCORD_TOKEN"),
+        database_path=Path(get("TUNECORD_DB") or Settings.database_path),
+        backend=backend,
+        trainer_url=get("TRAINER_URL") or Settings.trainer_url,
+        trainer_api_key=get("TRAINER_API_KEY"),
+        start_trainer=start_trainer,
+        trainer_data_dir=Path(get("TRAINER_DATA_DIR") or Settings.trainer_data_dir),
+        openai_api_key=get("OPENAI_API_KEY"),
+        openai_base_url=get("OPENAI_BASE_URL"),
+        default_model=get("TUNECORD_DEFAULT_MODEL") or Settings.default_model,
+        prices_path=Path(prices) if prices else None,
+        log_level=(get("TUNECORD_LOG_LEVEL") or "INFO").upper(),
+    )

@@ -1,0 +1,244 @@
+"""Validation of chat fine-tuning examples, with OpenAI's error codes and a few of our own.
+
+Every :class:`Problem` names where it is: a line of a file or the id of a stored example.
+Codes from OpenAI's data-preparation cookbook keep their names (``data_type``,
+``missing_messages_list``, ``message_missing_key``, ``message_unrecognized_key``,
+``unrecognized_role``, ``missing_content``, ``example_missing_assistant_message``); the
+rest cover what OpenAI's API rejects or what would silently waste a training run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+MIN_EXAMPLES = 10
+"""OpenAI refuses to train on fewer examples (``invalid_n_examples``)."""
+
+Severity = Literal["error", "warning"]
+
+_TOP_LEVEL_KEYS = frozenset({"messages", "tools", "parallel_tool_calls", "functions"})
+_KEYS_BY_ROLE: dict[str, frozenset[str]] = {
+    "system": frozenset({"role", "content", "name"}),
+    "user": frozenset({"role", "content", "name"}),
+    "assistant": frozenset({"role", "content", "name", "weight", "tool_calls", "function_call"}),
+    "tool": frozenset({"role", "content", "tool_call_id"}),
+    "function": frozenset({"role", "content", "name"}),
+}
+_SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding about one example or about the file as a whole."""
+
+    code: str
+    message: str
+    line: int | None = None
+    example_id: int | None = None
+    severity: Severity = "error"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"line": self.line, "code": self.code, "message": self.message}
+        if self.example_id is not None:
+            out["example_id"] = self.example_id
+        return out
+
+
+def problem(
+    code: str,
+    text: str,
+    *,
+    line: int | None = None,
+    example_id: int | None = None,
+    severity: Severity = "error",
+) -> Problem:
+    """A problem whose message starts with where it is (``line 7: ...``)."""
+    if line is not None:
+        text = f"line {line}: {text}"
+    elif example_id is not None:
+        text = f"example {example_id}: {text}"
+    return Problem(code, text, line, example_id, severity)
+
+
+def parse_line(text: str, line: int) -> tuple[Any | None, list[Problem]]:
+    """Decode one JSONL line; invalid JSON becomes an ``invalid_json`` problem."""
+    try:
+        return json.loads(text), []
+    except (ValueError, RecursionError) as exc:
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        return None, [problem("invalid_json", f"not valid JSON ({detail})", line=line)]
+
+
+def validate_example(
+    obj: Any, *, line: int | None = None, example_id: int | None = None
+) -> list[Problem]:
+    """All problems of one decoded example; an empty list means it can be trained on."""
+    found: list[Problem] = []
+
+    def add(code: str, text: str, severity: Severity = "error") -> None:
+        found.append(problem(code, text, line=line, example_id=example_id, severity=severity))
+
+    if not isinstance(obj, dict):
+        add("data_type", f"an example must be a JSON object, not {_type_name(obj)}")
+        return found
+    messages = obj.get("messages")
+    if not messages or not isinstance(messages, list):
+        what = "missing" if messages is None else "empty" if not messages else _type_name(messages)
+        add("missing_messages_list", f"'messages' must be a non-empty list (it is {what})")
+        return found
+    for key in obj:
+        if key not in _TOP_LEVEL_KEYS:
+            add("example_unrecognized_key", f"unrecognised key {key!r} next to 'messages'")
+    _check_tools(obj, add)
+
+    has_assistant = trained = False
+    call_ids: set[str] = set()
+    for index, message in enumerate(messages, start=1):
+        if not isinstance(message, dict):
+            add("data_type", f"message {index} must be an object, not {_type_name(message)}")
+            continue
+        role = message.get("role")
+        if role is None:
+            add("message_missing_key", f"message {index} has no 'role'")
+            continue
+        allowed = _KEYS_BY_ROLE.get(role) if isinstance(role, str) else None
+        if allowed is None:
+            add("unrecognized_role", f"message {index} has unrecognised role {role!r}")
+            continue
+        for key in message:
+            if key not in allowed:
+                add("message_unrecognized_key", f"message {index} ({role}) has unrecognised key {key!r}")
+        calls = message.get("tool_calls")
+        function_call = message.get("function_call")
+        makes_call = role == "assistant" and (calls is not None or function_call is not None)
+        _check_content(message, index, role, makes_call, add)
+        if "name" in message and (not isinstance(message["name"], str) or not message["name"]):
+            add("invalid_name", f"message {index} has a 'name' that is not a non-empty string")
+        if role == "assistant":
+            has_assistant = True
+            weight = message.get("weight", 1)
+            if type(weight) is not int or weight not in (0, 1):
+                add("invalid_weight", f"message {index} has weight {weight!r}; it must be 0 or 1")
+            if weight != 0:
+                trained = True
+            if calls is not None:
+                _check_tool_calls(calls, index, call_ids, add)
+            if function_call is not None:
+                _check_function(function_call, f"message {index} function_call", add)
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                add("invalid_tool_call", f"message {index} (tool) needs a 'tool_call_id' string")
+            elif call_id not in call_ids:
+                add("invalid_tool_call", f"message {index} answers unknown tool call {call_id!r}")
+    if not has_assistant:
+        add("example_missing_assistant_message", "the example has no assistant message")
+    elif not trained:
+        add(
+            "no_trained_assistant_message",
+            "every assistant message has weight 0, so this example teaches nothing",
+            "warning",
+        )
+    return found
+
+
+def special_token_warning(
+    text: str, *, line: int | None = None, example_id: int | None = None
+) -> Problem | None:
+    """OpenAI has rejected files containing special-token text such as ``<|endoftext|>``."""
+    match = _SPECIAL_TOKEN.search(text)
+    if match is None:
+        return None
+    return problem(
+        "special_token_text",
+        f"contains special-token text {match.group(0)!r}, which providers may reject",
+        line=line,
+        example_id=example_id,
+        severity="warning",
+    )
+
+
+def _check_content(message: dict, index: int, role: str, makes_call: bool, add: Any) -> None:
+    if "content" not in message:
+        if not makes_call:
+            add("message_missing_key", f"message {index} ({role}) has no 'content'")
+        return
+    content = message["content"]
+    if content is None and makes_call:
+        return
+    if not isinstance(content, str):
+        add("missing_content", f"message {index} ({role}) content must be a string")
+    elif not content.strip() and not makes_call:
+        add("empty_content", f"message {index} ({role}) content is empty or only whitespace")
+
+
+def _check_tool_calls(calls: Any, index: int, call_ids: set[str], add: Any) -> None:
+    if not isinstance(calls, list) or not calls:
+        add("invalid_tool_call", f"message {index} 'tool_calls' must be a non-empty list")
+        return
+    for n, call in enumerate(calls, start=1):
+        where = f"message {index} tool call {n}"
+        if not isinstance(call, dict):
+            add("invalid_tool_call", f"{where} must be an object")
+            continue
+        call_id = call.get("id")
+        if not isinstance(call_id, str) or not call_id:
+            add("invalid_tool_call", f"{where} needs an 'id' string")
+        else:
+            call_ids.add(call_id)
+        if call.get("type") != "function":
+            add("invalid_tool_call", f"{where} must have type 'function'")
+        _check_function(call.get("function"), where, add)
+
+
+def _check_function(function: Any, where: str, add: Any) -> None:
+    if not isinstance(function, dict):
+        add("invalid_tool_call", f"{where} needs a 'function' object with name and arguments")
+        return
+    if not isinstance(function.get("name"), str) or not function["name"]:
+        add("invalid_tool_call", f"{where} needs a function 'name'")
+    arguments = function.get("arguments")
+    if not isinstance(arguments, str):
+        add("invalid_tool_call", f"{where} 'arguments' must be a JSON string")
+        return
+    try:
+        json.loads(arguments)
+    except ValueError:
+        add("invalid_tool_call", f"{where} 'arguments' is not valid JSON")
+
+
+def _check_tools(obj: dict, add: Any) -> None:
+    tools = obj.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list):
+            add("invalid_tools", "'tools' must be a list")
+        else:
+            for n, tool in enumerate(tools, start=1):
+                function = tool.get("function") if isinstance(tool, dict) else None
+                if (
+                    not isinstance(tool, dict)
+                    or tool.get("type") != "function"
+                    or not isinstance(function, dict)
+                    or not isinstance(function.get("name"), str)
+                ):
+                    add("invalid_tools", f"tool {n} must be {{'type': 'function', 'function': {{'name': ...}}}}")
+    if "parallel_tool_calls" in obj and not isinstance(obj["parallel_tool_calls"], bool):
+        add("invalid_tools", "'parallel_tool_calls' must be true or false")
+    functions = obj.get("functions")
+    if functions is not None and (not isinstance(functions, list) or not functions):
+        add("invalid_tools", "'functions' must be a non-empty list")
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else type(value).__name__
+    )

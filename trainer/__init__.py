@@ -1,0 +1,1 @@
+"""tunecord trainer: a self-hosted, OpenAI-compatible fine-tuning and chat server."""
