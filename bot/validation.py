@@ -27,6 +27,7 @@ _KEYS_BY_ROLE: dict[str, frozenset[str]] = {
     "tool": frozenset({"role", "content", "tool_call_id"}),
     "function": frozenset({"role", "content", "name"}),
 }
+_PLAIN_ROLES = frozenset({"system", "user", "assistant"})
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 
 
@@ -80,6 +81,8 @@ def validate_example(
     obj: Any, *, line: int | None = None, example_id: int | None = None
 ) -> list[Problem]:
     """All problems of one decoded example; an empty list means it can be trained on."""
+    if _is_plain_valid(obj):
+        return []
     found: list[Problem] = []
 
     def add(code: str, text: str, severity: Severity = "error") -> None:
@@ -147,6 +150,27 @@ def validate_example(
             "warning",
         )
     return found
+
+
+def _is_plain_valid(obj: Any) -> bool:
+    """Fast path: a text-only example with only role and content keys that passes every
+    check. Anything else goes through the full checks, which explain what is wrong."""
+    if type(obj) is not dict or len(obj) != 1:
+        return False
+    messages = obj.get("messages")
+    if type(messages) is not list or not messages:
+        return False
+    has_assistant = False
+    for message in messages:
+        if type(message) is not dict or len(message) != 2:
+            return False
+        content = message.get("content")
+        role = message.get("role")
+        if type(content) is not str or role not in _PLAIN_ROLES or not content or content.isspace():
+            return False
+        if role == "assistant":
+            has_assistant = True
+    return has_assistant
 
 
 def special_token_warning(

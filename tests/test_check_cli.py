@@ -125,3 +125,38 @@ def test_not_utf8_is_reported(tmp_path):
     path.write_bytes(b'{"messages": "caf\xe9"}\n')
     report = check_file(path, PriceCatalogue.load().get("gpt-4o-mini"))
     assert (1, "invalid_encoding") in [(e.line, e.code) for e in report.errors]
+
+
+def test_parallel_scan_reports_exactly_what_a_single_scan_does(tmp_path):
+    lines = [line(i) for i in range(400)]
+    lines[5] = "{broken"
+    lines[390] = lines[3]  # a duplicate across parts
+    lines[250] = line(250, system="Someone else")  # disagreement in a later part
+    lines[120] = lines[121]  # a duplicate within a part
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
+    price = PriceCatalogue.load().get("gpt-4o-mini")
+    single = check_file(path, price, workers=1)
+    parallel = check_file(path, price, workers=3, parallel_min_bytes=0)
+    assert parallel.to_json() == single.to_json()
+    assert {(e.line, e.code) for e in single.errors} == {(6, "invalid_json"), (391, "duplicate_example"),
+                                                         (122, "duplicate_example")}
+    assert [(w.line, w.code) for w in single.warnings] == [(251, "inconsistent_system_prompt")]
+    assert single.valid_examples == 397
+
+
+def test_hash_index_matches_a_dict():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from bot.checker import HashIndex
+
+    @given(st.lists(st.integers(min_value=0, max_value=2**64 - 1) | st.integers(0, 50), max_size=3000))
+    def check(values):
+        index, reference = HashIndex(capacity=4), {}
+        for n, value in enumerate(values, start=1):
+            expected = reference.setdefault(value or 1, n)
+            assert index.add(value, n) == (None if expected == n else expected)
+        assert len(index) == len(reference)
+
+    check()
