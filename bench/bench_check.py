@@ -22,7 +22,7 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
-from bench.common import shared_tiktoken, timed, write_jsonl
+from bench.common import PERSONA, SYSTEM, shared_tiktoken, timed, write_jsonl
 
 MODEL = "gpt-4o-mini-2024-07-18"
 
@@ -97,6 +97,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--memory-lines", default="100000,1000000")
+    parser.add_argument(
+        "--system", choices=["marv", "persona"], default="marv",
+        help="shared system prompt: Marv's one-liner, or a 110-word community persona",
+    )
     args = parser.parse_args()
     shared_tiktoken()
     import tiktoken
@@ -109,7 +113,8 @@ def main() -> None:
     get_counter(price.encoding).count_text("warm up")  # load the BPE outside the timings
     tiktoken.get_encoding(price.encoding)
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_jsonl(Path(tmp) / "train.jsonl", args.lines)
+        system = PERSONA if args.system == "persona" else SYSTEM
+        path = write_jsonl(Path(tmp) / "train.jsonl", args.lines, system=system)
         ours_s, report = timed(lambda: check_file(path, price))
         get_counter.cache_clear()
         single_s, single = timed(lambda: check_file(path, price, workers=1))
@@ -123,8 +128,8 @@ def main() -> None:
         assert report.valid_examples == n_cook == args.lines
         assert report.billed_tokens == cook_tokens, (report.billed_tokens, cook_tokens)
         n = args.lines
-        print(f"check of {n:,} examples ({len(texts):,} texts, {report.billed_tokens:,} billed tokens, {price.encoding})")
-        print(f"  ours ({os.cpu_count()} processes)            {ours_s:7.2f} s  {n / ours_s:10,.0f} examples/s")
+        print(f"[{args.system} system prompt] check of {n:,} examples ({len(texts):,} texts, {report.billed_tokens:,} billed tokens, {price.encoding})")
+        print(f"  ours ({os.cpu_count()} processes)               {ours_s:7.2f} s  {n / ours_s:10,.0f} examples/s")
         print(f"  ours, one process                      {single_s:7.2f} s  {n / single_s:10,.0f} examples/s")
         print(f"  cookbook-style baseline                {cook_s:7.2f} s  {n / cook_s:10,.0f} examples/s")
         print(f"  bare encode_ordinary_batch             {batch_s:7.2f} s  {n / batch_s:10,.0f} examples/s")

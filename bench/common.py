@@ -29,21 +29,31 @@ def sentence(rng: random.Random, lo: int = 6, hi: int = 30) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi))).capitalize() + "."
 
 
-def example_obj(rng: random.Random, i: int) -> dict:
+PERSONA = (
+    "You are Pip, the friendly helper of the Riverside Makers Discord server. You answer "
+    "questions about 3D printing, electronics, woodworking and the server's events. Be brief "
+    "and warm, use plain words, and never invent facts: when you are not sure, say so and "
+    "point people to the #help channel. Keep answers under five sentences, use metric units, "
+    "and when someone shares a project, praise one specific detail before giving advice. "
+    "Do not give medical, legal or financial advice, and never share anyone's personal data."
+)
+
+
+def example_obj(rng: random.Random, i: int, system: str = SYSTEM) -> dict:
     return {
         "messages": [
-            {"role": "system", "content": SYSTEM},
+            {"role": "system", "content": system},
             {"role": "user", "content": f"{sentence(rng)} ({i})"},
             {"role": "assistant", "content": sentence(rng, 10, 40)},
         ]
     }
 
 
-def write_jsonl(path: Path, n: int, seed: int = 1) -> Path:
+def write_jsonl(path: Path, n: int, seed: int = 1, system: str = SYSTEM) -> Path:
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
-            f.write(json.dumps(example_obj(rng, i)) + "\n")
+            f.write(json.dumps(example_obj(rng, i, system)) + "\n")
     return path
 
 
