@@ -27,15 +27,19 @@ class ChatExample:
     messages: tuple[dict[str, Any], ...]
     tools: tuple[dict[str, Any], ...] | None = None
     parallel_tool_calls: bool | None = None
+    functions: tuple[dict[str, Any], ...] | None = None
+    """Legacy function definitions (deprecated by OpenAI in favour of ``tools``)."""
 
     @classmethod
     def from_obj(cls, obj: Mapping[str, Any]) -> ChatExample:
         """Build from a decoded JSON line (``{"messages": [...], "tools"?: [...]}``)."""
         tools = obj.get("tools")
+        functions = obj.get("functions")
         return cls(
             messages=tuple(dict(m) for m in obj["messages"]),
             tools=tuple(dict(t) for t in tools) if tools is not None else None,
             parallel_tool_calls=obj.get("parallel_tool_calls"),
+            functions=tuple(dict(f) for f in functions) if functions is not None else None,
         )
 
     @classmethod
@@ -66,6 +70,8 @@ class ChatExample:
             obj["tools"] = [dict(t) for t in self.tools]
         if self.parallel_tool_calls is not None:
             obj["parallel_tool_calls"] = self.parallel_tool_calls
+        if self.functions is not None:
+            obj["functions"] = [dict(f) for f in self.functions]
         return obj
 
     def to_json(self) -> str:
@@ -90,6 +96,7 @@ class ChatExample:
             messages=tuple(m for m in self.messages if m.get("role") != "system"),
             tools=self.tools,
             parallel_tool_calls=self.parallel_tool_calls,
+            functions=self.functions,
         )
 
     def with_system(self, system_prompt: str) -> ChatExample:
@@ -99,4 +106,5 @@ class ChatExample:
             messages=({"role": "system", "content": system_prompt}, *rest),
             tools=self.tools,
             parallel_tool_calls=self.parallel_tool_calls,
+            functions=self.functions,
         )

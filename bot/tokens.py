@@ -109,7 +109,7 @@ class TokenCounter:
         return TokenCount(total, estimated)
 
     def count(self, example: ChatExample) -> TokenCount:
-        return self.count_messages(example.messages, example.tools)
+        return self.count_messages(example.messages, example.tools or example.functions)
 
     def count_obj(self, obj: Mapping[str, Any]) -> TokenCount:
         """Count a decoded JSON example (as validated by :mod:`bot.validation`)."""

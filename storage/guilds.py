@@ -1,0 +1,114 @@
+"""Per-guild settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from decimal import Decimal
+from typing import Any
+
+from storage.db import Database, parse_timestamp
+from storage.records import GuildSettings, micros_to_usd, usd_to_micros
+
+_SELECT = (
+    "SELECT guild_id, default_base_model, provider, chat_enabled, capture_enabled, "
+    "admin_role_id, curator_role_id, monthly_budget_micro_usd, created_at, updated_at "
+    "FROM guild_settings WHERE guild_id = ?"
+)
+_SETTABLE = frozenset(
+    {
+        "default_base_model",
+        "provider",
+        "chat_enabled",
+        "capture_enabled",
+        "admin_role_id",
+        "curator_role_id",
+        "monthly_budget_usd",
+    }
+)
+
+
+def _settings(row: sqlite3.Row) -> GuildSettings:
+    budget = row["monthly_budget_micro_usd"]
+    return GuildSettings(
+        guild_id=row["guild_id"],
+        default_base_model=row["default_base_model"],
+        provider=row["provider"],
+        chat_enabled=bool(row["chat_enabled"]),
+        capture_enabled=bool(row["capture_enabled"]),
+        admin_role_id=row["admin_role_id"],
+        curator_role_id=row["curator_role_id"],
+        monthly_budget_usd=None if budget is None else micros_to_usd(budget),
+        created_at=parse_timestamp(row["created_at"]),
+        updated_at=parse_timestamp(row["updated_at"]),
+    )
+
+
+class GuildRepository:
+    """Reads and changes one guild's settings row."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, guild_id: int) -> GuildSettings:
+        """The guild's settings, or the defaults if it has never been configured."""
+        row = await self._db.fetchone(
+            _SELECT, (guild_id,)
+        )
+        return GuildSettings(guild_id=guild_id) if row is None else _settings(row)
+
+    async def update(self, guild_id: int, **changes: Any) -> GuildSettings:
+        """Change some settings (keyword per :class:`GuildSettings` field); returns the result."""
+        unknown = set(changes) - _SETTABLE
+        if unknown:
+            raise TypeError(f"not a guild setting: {', '.join(sorted(unknown))}")
+        budget = changes.get("monthly_budget_usd")
+        if budget is not None:
+            changes["monthly_budget_usd"] = Decimal(budget)
+            if changes["monthly_budget_usd"] < 0:
+                raise ValueError("the monthly budget cannot be negative")
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone(
+                _SELECT, (guild_id,)
+            )
+            current = GuildSettings(guild_id=guild_id) if row is None else _settings(row)
+            new = dataclasses.replace(current, **changes)
+            now = self._db.now_text()
+            budget_micros = (
+                None if new.monthly_budget_usd is None else usd_to_micros(new.monthly_budget_usd)
+            )
+            saved = await tx.fetchone(
+                "INSERT INTO guild_settings (guild_id, default_base_model, provider, chat_enabled, "
+                "capture_enabled, admin_role_id, curator_role_id, monthly_budget_micro_usd, "
+                "created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (guild_id) DO UPDATE SET "
+                "default_base_model = excluded.default_base_model, "
+                "provider = excluded.provider, "
+                "chat_enabled = excluded.chat_enabled, "
+                "capture_enabled = excluded.capture_enabled, "
+                "admin_role_id = excluded.admin_role_id, "
+                "curator_role_id = excluded.curator_role_id, "
+                "monthly_budget_micro_usd = excluded.monthly_budget_micro_usd, "
+                "updated_at = excluded.updated_at "
+                "RETURNING guild_id, default_base_model, provider, chat_enabled, capture_enabled, "
+                "admin_role_id, curator_role_id, monthly_budget_micro_usd, created_at, updated_at",
+                (
+                    guild_id,
+                    new.default_base_model,
+                    new.provider,
+                    int(new.chat_enabled),
+                    int(new.capture_enabled),
+                    new.admin_role_id,
+                    new.curator_role_id,
+                    budget_micros,
+                    now,
+                    now,
+                ),
+            )
+        assert saved is not None
+        return _settings(saved)
+
+    async def delete(self, guild_id: int) -> bool:
+        """Forget the guild's settings (back to defaults); True if there were any."""
+        return await self._db.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,)) > 0

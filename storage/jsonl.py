@@ -1,0 +1,356 @@
+"""JSONL import into a dataset, and export of a dataset as the file a fine-tune uploads.
+
+Import streams the file a batch of lines at a time (:func:`bot.checker.read_lines`: BOM
+and CRLF accepted, over-long lines skipped in bounded reads), validates each line
+(:mod:`bot.validation`), skips content the dataset already has (earlier in the file
+included), counts tokens for the dataset's encoding and inserts each batch in one
+transaction with its counts. Parsing and tokenising run in a worker thread so the bot's
+event loop stays responsive; the write lock is held only while a batch is inserted.
+
+Export writes the approved examples in id order, the dataset's system-prompt policy
+applied, one ``ChatExample.to_json()`` per line with ``\\n`` endings, UTF-8, no BOM: the
+bytes a fine-tune uploads. Importing a file of canonical lines, approving everything and
+exporting under ``as_written`` gives back the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from bot.checker import NOT_UTF8, read_lines
+from bot.examples import ChatExample
+from bot.policy import apply_policy
+from bot.tokens import count_examples
+from bot.validation import Problem, parse_line, problem, special_token_warning, validate_example
+from storage.datasets import DatasetRepository
+from storage.db import Database
+from storage.errors import NotFoundError
+from storage.examples import ExampleRepository, PreparedExample
+from storage.guilds import GuildRepository
+from storage.records import Dataset, ExampleSource, ExampleStatus
+from storage.token_counts import Counting, counting_for_model
+
+MAX_LINE_BYTES = 1 << 20
+"""Default cap on one line's length; longer lines are ``line_too_long`` errors."""
+MAX_KEPT = 1000
+"""Problems (per severity) and duplicates beyond this many are counted, not listed."""
+BATCH_SIZE = 500
+
+Source = str | os.PathLike[str] | IO[bytes]
+
+
+@dataclass(frozen=True)
+class DuplicateLine:
+    """A skipped line whose content the dataset already holds as ``example_id``."""
+
+    line: int
+    example_id: int
+
+
+@dataclass
+class ImportReport:
+    """What an import did, line by line (lists are capped at :data:`MAX_KEPT`)."""
+
+    dataset_id: int
+    encoding: str
+    lines: int = 0
+    """Non-blank lines read."""
+    imported: int = 0
+    imported_tokens: int = 0
+    duplicates: list[DuplicateLine] = field(default_factory=list)
+    duplicate_count: int = 0
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    error_counts: Counter[str] = field(default_factory=Counter)
+    warning_counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.error_counts.values())
+
+    @property
+    def warning_count(self) -> int:
+        return sum(self.warning_counts.values())
+
+    def add(self, found: Problem) -> None:
+        kept, counts = (
+            (self.errors, self.error_counts)
+            if found.is_error
+            else (self.warnings, self.warning_counts)
+        )
+        counts[found.code] += 1
+        if len(kept) < MAX_KEPT:
+            kept.append(found)
+
+    def add_duplicate(self, line: int, example_id: int) -> None:
+        self.duplicate_count += 1
+        if len(self.duplicates) < MAX_KEPT:
+            self.duplicates.append(DuplicateLine(line, example_id))
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    examples: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    line: int
+    example: ChatExample
+    example_json: str
+    content_hash: str
+
+
+@dataclass
+class _Batch:
+    candidates: list[_Candidate] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    lines: int = 0
+    done: bool = False
+
+
+def _read_batch(lines: Iterator[tuple[int, str | None]], size: int, max_bytes: int) -> _Batch:
+    """Parse and validate up to ``size`` non-blank lines (runs in a worker thread)."""
+    batch = _Batch()
+    while len(batch.candidates) + len(batch.problems) < size:
+        item = next(lines, None)
+        if item is None:
+            batch.done = True
+            break
+        number, text = item
+        if text is None:
+            batch.lines += 1
+            batch.problems.append(
+                problem("line_too_long", f"longer than {max_bytes} bytes", line=number)
+            )
+            continue
+        if not text.strip():
+            continue
+        batch.lines += 1
+        if text == NOT_UTF8:
+            batch.problems.append(problem("invalid_encoding", "not valid UTF-8", line=number))
+            continue
+        candidate = _parse(number, text, batch.problems)
+        if candidate is not None:
+            batch.candidates.append(candidate)
+    return batch
+
+
+def _parse(number: int, text: str, problems: list[Problem]) -> _Candidate | None:
+    obj, found = parse_line(text, number)
+    if obj is None:
+        problems.extend(found)
+        return None
+    found = validate_example(obj, line=number)
+    problems.extend(found)
+    if any(p.is_error for p in found):
+        return None
+    try:
+        example = ChatExample.from_obj(obj)
+        example_json = example.to_json()
+        example_json.encode("utf-8")
+    except UnicodeEncodeError:
+        problems.append(
+            problem("invalid_encoding", "contains text that is not valid Unicode", line=number)
+        )
+        return None
+    except (TypeError, ValueError, KeyError) as exc:
+        problems.append(problem("invalid_example", f"cannot be read as an example ({exc})", line=number))
+        return None
+    for message in example.messages:
+        content = message.get("content")
+        if isinstance(content, str) and "<|" in content:
+            warning = special_token_warning(content, line=number)
+            if warning is not None:
+                problems.append(warning)
+                break
+    return _Candidate(number, example, example_json, example.content_hash())
+
+
+def _count(candidates: list[_Candidate], encoding: str) -> list[int]:
+    return [c.tokens for c in count_examples([c.example for c in candidates], encoding)]
+
+
+async def _counting_for(db: Database, dataset: Dataset) -> Counting:
+    model = dataset.base_model or (await GuildRepository(db).get(dataset.guild_id)).default_base_model
+    return counting_for_model(model)
+
+
+async def import_jsonl(
+    db: Database,
+    guild_id: int,
+    dataset_id: int,
+    source: Source,
+    *,
+    contributor_id: int | None = None,
+    status: ExampleStatus | str = ExampleStatus.PENDING,
+    origin: ExampleSource | str = ExampleSource.IMPORT,
+    counting: Counting | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    batch_size: int = BATCH_SIZE,
+) -> ImportReport:
+    """Import a JSONL file (a path or a binary file object) into one of the guild's datasets.
+
+    Invalid lines are reported with their line numbers and skipped; the rest are imported
+    with ``status``. Token counts are cached for ``counting`` (default: the dataset's base
+    model, else the guild's default model). Raises :class:`NotFoundError` if the guild has
+    no such dataset.
+    """
+    dataset = await DatasetRepository(db).get(guild_id, dataset_id)
+    if dataset is None:
+        raise NotFoundError(f"no dataset {dataset_id} in this server")
+    counting = counting or await _counting_for(db, dataset)
+    examples = ExampleRepository(db)
+    report = ImportReport(dataset_id=dataset_id, encoding=counting.encoding)
+    with ExitStack() as stack:
+        stream = _open_binary(source, stack)
+        lines = read_lines(stream, max_line_bytes)
+        done = False
+        while not done:
+            batch = await asyncio.to_thread(_read_batch, lines, batch_size, max_line_bytes)
+            done = batch.done
+            report.lines += batch.lines
+            for found in batch.problems:
+                report.add(found)
+            if batch.candidates:
+                await _store_batch(
+                    examples, guild_id, dataset_id, batch.candidates, counting, report,
+                    contributor_id=contributor_id, status=status, origin=origin,
+                )
+    for listed in (report.errors, report.warnings, report.duplicates):
+        listed.sort(key=lambda item: item.line or 0)
+    return report
+
+
+async def _store_batch(
+    examples: ExampleRepository,
+    guild_id: int,
+    dataset_id: int,
+    candidates: list[_Candidate],
+    counting: Counting,
+    report: ImportReport,
+    *,
+    contributor_id: int | None,
+    status: ExampleStatus | str,
+    origin: ExampleSource | str,
+) -> None:
+    existing = await examples.existing_hashes(
+        guild_id, dataset_id, list({c.content_hash for c in candidates})
+    )
+    first_in_batch: dict[str, _Candidate] = {}
+    fresh: list[_Candidate] = []
+    repeats: list[_Candidate] = []
+    for candidate in candidates:
+        if candidate.content_hash in existing:
+            report.add_duplicate(candidate.line, existing[candidate.content_hash])
+        elif candidate.content_hash in first_in_batch:
+            repeats.append(candidate)
+        else:
+            first_in_batch[candidate.content_hash] = candidate
+            fresh.append(candidate)
+    tokens = await asyncio.to_thread(_count, fresh, counting.encoding)
+    prepared = [
+        PreparedExample(
+            c.example_json, c.content_hash, ((counting.encoding, n, min(n, counting.billed_cap)),)
+        )
+        for c, n in zip(fresh, tokens, strict=True)
+    ]
+    ids = await examples.add_prepared(
+        guild_id, dataset_id, prepared, contributor_id=contributor_id, source=origin, status=status
+    )
+    stored: dict[str, int] = {}
+    for candidate, n, new_id in zip(fresh, tokens, ids, strict=True):
+        if new_id is None:  # stored by someone else since we looked
+            record = await examples.find_by_hash(guild_id, dataset_id, candidate.content_hash)
+            assert record is not None
+            stored[candidate.content_hash] = record.id
+            report.add_duplicate(candidate.line, record.id)
+            continue
+        stored[candidate.content_hash] = new_id
+        report.imported += 1
+        report.imported_tokens += n
+        if n > counting.billed_cap:
+            report.add(
+                problem(
+                    "example_too_long",
+                    f"{n} tokens, over the model's {counting.billed_cap}-token training "
+                    "context; it will be truncated and billed at the cap",
+                    line=candidate.line,
+                    severity="warning",
+                )
+            )
+    for candidate in repeats:
+        report.add_duplicate(candidate.line, stored[candidate.content_hash])
+
+
+def _open_binary(source: Source, stack: ExitStack) -> IO[bytes]:
+    if isinstance(source, str | os.PathLike):
+        return stack.enter_context(open(source, "rb"))  # noqa: SIM115 - closed by the stack
+    if not isinstance(source.read(0), bytes):
+        raise TypeError("import needs a binary file object (open the file with 'rb')")
+    return source
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+async def iter_export_lines(
+    db: Database, guild_id: int, dataset_id: int, *, batch_size: int = BATCH_SIZE
+) -> AsyncIterator[bytes]:
+    """The training file, a batch of encoded lines at a time.
+
+    Run it inside ``async with db.snapshot():`` for a consistent file (:func:`export_jsonl`
+    does). Raises :class:`NotFoundError` if the guild has no such dataset, ``ValueError`` if
+    the dataset's policy is ``include`` and it has no system prompt.
+    """
+    dataset = await DatasetRepository(db).get(guild_id, dataset_id)
+    if dataset is None:
+        raise NotFoundError(f"no dataset {dataset_id} in this server")
+    examples = ExampleRepository(db)
+    chunk: list[bytes] = []
+    async for record in examples.iterate(
+        guild_id, dataset_id, status=ExampleStatus.APPROVED, batch_size=batch_size
+    ):
+        example = apply_policy(record.example, dataset.policy, dataset.system_prompt)
+        chunk.append(example.to_json().encode("utf-8") + b"\n")
+        if len(chunk) >= batch_size:
+            yield b"".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield b"".join(chunk)
+
+
+async def export_jsonl(
+    db: Database, guild_id: int, dataset_id: int, dest: str | os.PathLike[str] | IO[bytes]
+) -> ExportReport:
+    """Write the dataset's training file to ``dest`` (a path, replaced atomically, or a
+    binary file object) from one consistent snapshot."""
+    if isinstance(dest, str | os.PathLike):
+        target = Path(dest)
+        fd, tmp_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                report = await export_jsonl(db, guild_id, dataset_id, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return report
+    lines = written = 0
+    async with db.snapshot():
+        async for chunk in iter_export_lines(db, guild_id, dataset_id):
+            await asyncio.to_thread(dest.write, chunk)
+            lines += chunk.count(b"\n")
+            written += len(chunk)
+    return ExportReport(examples=lines, bytes=written)

@@ -1,0 +1,68 @@
+"""The model each guild chats with (its active fine-tuned model)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from storage.db import Database, parse_timestamp
+from storage.records import ActiveModel
+
+
+def _active(row: sqlite3.Row) -> ActiveModel:
+    activated_at = parse_timestamp(row["activated_at"])
+    assert activated_at is not None
+    return ActiveModel(
+        guild_id=row["guild_id"],
+        model=row["model"],
+        system_prompt=row["system_prompt"],
+        job_id=row["job_id"],
+        activated_at=activated_at,
+    )
+
+
+class ActiveModelRepository:
+    """At most one active model per guild."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def get(self, guild_id: int) -> ActiveModel | None:
+        row = await self._db.fetchone(
+            "SELECT guild_id, model, system_prompt, job_id, activated_at FROM active_models "
+            "WHERE guild_id = ?",
+            (guild_id,),
+        )
+        return None if row is None else _active(row)
+
+    async def set(
+        self,
+        guild_id: int,
+        model: str,
+        *,
+        system_prompt: str | None = None,
+        job_id: int | None = None,
+    ) -> ActiveModel | None:
+        """Make ``model`` the guild's chat model, replacing the previous one.
+
+        ``None`` (and nothing changed) if ``job_id`` is not one of this guild's jobs.
+        """
+        async with self._db.transaction() as tx:
+            if job_id is not None and await tx.fetchval(
+                "SELECT 1 FROM fine_tune_jobs WHERE id = ? AND guild_id = ?", (job_id, guild_id)
+            ) is None:
+                return None
+            row = await tx.fetchone(
+                "INSERT INTO active_models (guild_id, model, system_prompt, job_id, activated_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
+                "model = excluded.model, system_prompt = excluded.system_prompt, "
+                "job_id = excluded.job_id, activated_at = excluded.activated_at "
+                "RETURNING guild_id, model, system_prompt, job_id, activated_at",
+                (guild_id, model, system_prompt, job_id, self._db.now_text()),
+            )
+        assert row is not None
+        return _active(row)
+
+    async def clear(self, guild_id: int) -> bool:
+        """Go back to no fine-tuned model; False if there was none."""
+        removed = await self._db.execute("DELETE FROM active_models WHERE guild_id = ?", (guild_id,))
+        return removed > 0

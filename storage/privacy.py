@@ -1,0 +1,43 @@
+"""Privacy requests: everything stored about one member in one guild, and its deletion."""
+
+from __future__ import annotations
+
+from storage.consents import ConsentRepository
+from storage.db import Database
+from storage.examples import ExampleRepository
+from storage.records import UserData, UserDeletion
+from storage.votes import VoteRepository
+
+
+class PrivacyRepository:
+    """Lists and deletes a member's rows in a guild: examples contributed, votes, consent."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._examples = ExampleRepository(db)
+        self._votes = VoteRepository(db)
+        self._consents = ConsentRepository(db)
+
+    async def user_data(self, guild_id: int, user_id: int) -> UserData:
+        """What is stored about ``user_id`` in this guild, read from one snapshot."""
+        async with self._db.snapshot():
+            examples = await self._examples.list_by_contributor(guild_id, user_id)
+            votes = await self._votes.by_user(guild_id, user_id)
+            consent = await self._consents.get(guild_id, user_id)
+        return UserData(guild_id, user_id, tuple(examples), tuple(votes), consent)
+
+    async def delete_user_data(self, guild_id: int, user_id: int) -> UserDeletion:
+        """Delete, in one transaction, the member's examples (with the votes and token
+        counts attached to them), the votes they cast, and their consent record."""
+        async with self._db.transaction() as tx:
+            examples = await tx.execute(
+                "DELETE FROM examples WHERE guild_id = ? AND contributor_id = ?",
+                (guild_id, user_id),
+            )
+            votes = await tx.execute(
+                "DELETE FROM votes WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+            consents = await tx.execute(
+                "DELETE FROM consents WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+            )
+        return UserDeletion(examples=examples, votes=votes, consents=consents)
