@@ -1,0 +1,197 @@
+"""``/v1/chat/completions``: plain and streamed (SSE) chat with base, ``ft:`` and checkpoint models."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from trainer import ids
+from trainer.api.deps import AppContext, get_ctx
+from trainer.engine import Generation, GenerationParams
+from trainer.errors import APIError, bad_request
+from trainer.models import ServedModel
+
+router = APIRouter()
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    params: GenerationParams
+    stream: bool
+    include_usage: bool
+
+
+def _number(body: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
+    value = body.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise bad_request(f"Invalid '{name}': must be a number between {low} and {high}.", param=name)
+    return float(value)
+
+
+def _content_text(content: Any, index: int) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise bad_request(
+                    f"Invalid 'messages[{index}].content': only text parts are supported.",
+                    param=f"messages[{index}].content",
+                )
+            parts.append(part["text"])
+        return "".join(parts)
+    raise bad_request(f"Invalid type for 'messages[{index}].content'.", param=f"messages[{index}].content")
+
+
+def _messages(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list) or not raw:
+        raise bad_request("Invalid 'messages': expected a non-empty array.", param="messages")
+    out = []
+    for index, message in enumerate(raw):
+        if not isinstance(message, dict) or message.get("role") not in ROLES:
+            role = message.get("role") if isinstance(message, dict) else None
+            raise bad_request(f"Invalid 'messages[{index}].role': {role!r}.", param=f"messages[{index}].role")
+        role = message["role"]
+        normalised: dict[str, Any] = {
+            "role": "system" if role == "developer" else role,
+            "content": _content_text(message.get("content"), index),
+        }
+        if isinstance(message.get("name"), str):
+            normalised["name"] = message["name"]
+        out.append(normalised)
+    return out
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise bad_request(f"Invalid '{name}': must be a positive integer.", param=name)
+    return value
+
+
+def _stop(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    stops = [raw] if isinstance(raw, str) else raw
+    if not isinstance(stops, list) or len(stops) > 4 or not all(isinstance(s, str) and s for s in stops):
+        raise bad_request("Invalid 'stop': expected a string or up to 4 non-empty strings.", param="stop")
+    return tuple(stops)
+
+
+def parse_chat_request(body: Any) -> ChatRequest:
+    """Validate a chat body; unknown and unsupported-but-harmless fields are ignored."""
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
+    if body.get("n") not in (None, 1):
+        raise bad_request("Invalid 'n': this server generates one choice per request.", param="n")
+    seed = body.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise bad_request("Invalid 'seed': expected an integer.", param="seed")
+    stream = bool(body.get("stream"))
+    options = body.get("stream_options")
+    if options is not None and not stream:
+        raise bad_request(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", param="stream_options"
+        )
+    params = GenerationParams(
+        max_tokens=_max_tokens(body),
+        temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
+        top_p=_number(body, "top_p", 1.0, 0.0, 1.0),
+        stop=_stop(body.get("stop")),
+        seed=seed,
+    )
+    include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+    return ChatRequest(model, _messages(body.get("messages")), params, stream, include_usage)
+
+
+def _usage(gen: Generation) -> dict[str, int]:
+    return {
+        "prompt_tokens": gen.prompt_tokens,
+        "completion_tokens": gen.completion_tokens,
+        "total_tokens": gen.prompt_tokens + gen.completion_tokens,
+    }
+
+
+def _start(ctx: AppContext, served: ServedModel, request: ChatRequest) -> Generation:
+    try:
+        return ctx.engine.generate(served.base_model, served.adapter_dir, request.messages, request.params)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from exc
+
+
+def _sse(payload: Any) -> bytes:
+    return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+def _stream(gen: Generation, request: ChatRequest, completion_id: str, created: int) -> Iterator[bytes]:
+    def chunk(delta: dict[str, Any], finish_reason: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": completion_id, "object": "chat.completion.chunk", "created": created, "model": request.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+        }  # fmt: skip
+        if request.include_usage:
+            out["usage"] = None
+        return out
+
+    yield _sse(chunk({"role": "assistant", "content": ""}, None))
+    try:
+        for piece in gen.deltas:
+            if piece:
+                yield _sse(chunk({"content": piece}, None))
+    except Exception as exc:  # headers are sent: report in-band, as OpenAI does
+        error = APIError(500, f"Generation failed: {exc}", type="server_error")
+        yield _sse(error.body())
+        return
+    yield _sse(chunk({}, gen.finish_reason))
+    if request.include_usage:
+        yield _sse({"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                    "model": request.model, "choices": [], "usage": _usage(gen)})  # fmt: skip
+    yield b"data: [DONE]\n\n"
+
+
+@router.post("/chat/completions", response_model=None)
+async def create_chat_completion(ctx: Ctx, body: Annotated[Any, Body()] = None) -> dict[str, Any] | StreamingResponse:
+    request = parse_chat_request(body)
+    served = ctx.models.resolve(request.model)
+    completion_id, created = ids.completion_id(), ids.now()
+    gen = await run_in_threadpool(_start, ctx, served, request)
+    if request.stream:
+        return StreamingResponse(
+            _stream(gen, request, completion_id, created),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache"},
+        )
+    text = await run_in_threadpool(lambda: "".join(gen.deltas))
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": request.model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": text, "refusal": None},
+            "logprobs": None,
+            "finish_reason": gen.finish_reason,
+        }],  # fmt: skip
+        "usage": _usage(gen),
+    }

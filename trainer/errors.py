@@ -1,0 +1,145 @@
+"""OpenAI-shaped API errors and the FastAPI handlers that render them.
+
+Every non-2xx answer has OpenAI's envelope::
+
+    {"error": {"message": str, "type": str, "param": str | None, "code": str | None}}
+
+and a status the SDK maps to its exception classes (400 ``BadRequestError``, 401
+``AuthenticationError``, 403 ``PermissionDeniedError``, 404 ``NotFoundError``, 500
+``InternalServerError``). Wording copies OpenAI's where it is known.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """Raised anywhere in request handling; rendered as an OpenAI error response."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",  # noqa: A002 - OpenAI's field name
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        }
+
+    def response(self) -> JSONResponse:
+        # The SDK retries 409/429/5xx unless told not to; our errors are final.
+        return JSONResponse(self.body(), status_code=self.status, headers={"x-should-retry": "false"})
+
+
+def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> APIError:
+    """400 ``invalid_request_error``."""
+    return APIError(400, message, param=param, code=code)
+
+
+def not_found(message: str, *, param: str | None = None, code: str | None = None) -> APIError:
+    """404 ``invalid_request_error``."""
+    return APIError(404, message, param=param, code=code)
+
+
+def model_not_found(model: str) -> APIError:
+    """OpenAI's answer for an unknown or deleted model."""
+    return APIError(
+        404, f"The model `{model}` does not exist or you do not have access to it.", code="model_not_found"
+    )
+
+
+def file_not_found(file_id: str) -> APIError:
+    return not_found(f"No such File object: {file_id}", param="id")
+
+
+def job_not_found(job_id: str) -> APIError:
+    return not_found(f"Could not find fine-tuning job {job_id}", param="fine_tuning_job_id")
+
+
+def too_long(param: str, limit: int, got: int) -> APIError:
+    """OpenAI's wording for a string over its maximum length."""
+    return bad_request(
+        f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
+        f"but got a string with length {got} instead.",
+        param=param,
+        code="string_above_max_length",
+    )
+
+
+def missing_api_key() -> APIError:
+    return APIError(
+        401,
+        "You didn't provide an API key. You need to provide your API key in an Authorization "
+        "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+    )
+
+
+def mask_key(key: str) -> str:
+    """Mask a key the way OpenAI echoes it: first 3 and last 4 characters kept."""
+    if len(key) <= 8:
+        return "*" * len(key)
+    return key[:3] + "*" * (len(key) - 7) + key[-4:]
+
+
+def invalid_api_key(key: str) -> APIError:
+    return APIError(401, f"Incorrect API key provided: {mask_key(key)}.", code="invalid_api_key")
+
+
+def _param_from_loc(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+async def _api_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, APIError)
+    return exc.response()
+
+
+async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "Invalid request"}
+    param = _param_from_loc(tuple(first.get("loc", ())))
+    message = f"Invalid '{param}': {first.get('msg')}" if param else str(first.get("msg"))
+    return bad_request(message, param=param).response()
+
+
+async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return not_found(f"Invalid URL ({request.method} {request.url.path})").response()
+    if exc.status_code == 405:
+        return APIError(405, f"Invalid method for URL ({request.method} {request.url.path})").response()
+    return APIError(exc.status_code, str(exc.detail)).response()
+
+
+async def _unexpected_handler(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return APIError(500, "The server had an error while processing your request.", type="server_error").response()
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error raised in ``app`` in OpenAI's shape."""
+    app.add_exception_handler(APIError, _api_error_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)

@@ -1,0 +1,75 @@
+"""Which model ids the server serves, and where their adapters are.
+
+Three kinds of id:
+
+* a base model of the engine (``engine.base_models()``), served without an adapter;
+* a fine-tuned model ``ft:{base}:{org}:{suffix}:{id}`` (``models`` table), served with
+  the job's final adapter;
+* a checkpoint ``ft:…:ckpt-step-N`` (``checkpoints`` table), served with that
+  checkpoint's adapter.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.engine import Engine
+from trainer.errors import APIError, model_not_found
+from trainer.store import ModelRecord, Store
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What :meth:`Engine.generate` needs to serve one model id."""
+
+    id: str
+    base_model: str
+    adapter_dir: Path | None
+    created: int
+
+
+class ModelResolver:
+    """Maps model ids to base model + adapter via the engine and the database."""
+
+    def __init__(self, store: Store, engine: Engine) -> None:
+        self.store = store
+        self.engine = engine
+        self.started = int(time.time())
+
+    def base_models(self) -> list[str]:
+        return list(self.engine.base_models())
+
+    def fine_tuned(self) -> list[ModelRecord]:
+        return self.store.list_models()
+
+    def resolve(self, model_id: str) -> ServedModel:
+        """The served model for ``model_id``; 404 ``model_not_found`` if there is none."""
+        if model_id in self.base_models():
+            return ServedModel(model_id, model_id, None, self.started)
+        record = self.store.get_model(model_id)
+        if record is not None:
+            return ServedModel(record.id, record.base_model, record.adapter_dir, record.created)
+        checkpoint = self.store.checkpoint_by_model_name(model_id)
+        if checkpoint is not None:
+            job = self.store.get_job(checkpoint.job_id)
+            if job is not None and checkpoint.path.is_dir():
+                return ServedModel(model_id, job.model, checkpoint.path, checkpoint.created_at)
+        raise model_not_found(model_id)
+
+    def delete(self, model_id: str) -> None:
+        """Delete a fine-tuned model and its adapter directory.
+
+        Base models and checkpoints cannot be deleted (403); unknown ids are 404.
+        """
+        served = self.resolve(model_id)
+        if served.adapter_dir is None:
+            raise APIError(403, f"You cannot delete the base model `{model_id}`.", code="model_not_deletable")
+        record = self.store.delete_model(model_id)
+        if record is None:
+            raise APIError(
+                403, f"`{model_id}` is a checkpoint; it is kept with its fine-tuning job.", code="model_not_deletable"
+            )
+        shutil.rmtree(record.adapter_dir, ignore_errors=True)

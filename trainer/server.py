@@ -1,0 +1,70 @@
+"""The FastAPI application: ``create_app(config, engine)`` and a blocking :func:`serve`.
+
+The app factory takes the engine as an argument, so tests inject one and
+``python -m trainer`` passes the real :class:`trainer.ml.engine.LocalEngine`. Starting
+the app opens the SQLite store and starts the job threads (recovering jobs left by an
+earlier process); stopping it asks a running training to stop at its next step, leaving
+the job ``running`` so the next start resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from trainer.api import v1_router
+from trainer.api.deps import AppContext
+from trainer.config import TrainerConfig
+from trainer.engine import Engine
+from trainer.errors import install_error_handlers
+from trainer.jobs import JobManager
+from trainer.models import ModelResolver
+from trainer.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: TrainerConfig, engine: Engine) -> FastAPI:
+    """Build the app; state is opened when the app starts (its lifespan)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(config.db_path)
+        jobs = JobManager(store, engine, config.files_dir)
+        app.state.ctx = AppContext(config, store, engine, jobs, ModelResolver(store, engine))
+        jobs.start()
+        log.info("trainer serving %s with data in %s", ", ".join(engine.base_models()), config.data_dir)
+        try:
+            yield
+        finally:
+            jobs.stop()
+            store.close()
+
+    app = FastAPI(title="tunecord trainer", lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    app.include_router(v1_router())
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def uvicorn_server(config: TrainerConfig, engine: Engine, log_level: str = "info") -> uvicorn.Server:
+    """A uvicorn server for the app (not yet started)."""
+    app = create_app(config, engine)
+    return uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_level=log_level,
+                                         timeout_graceful_shutdown=5))  # fmt: skip
+
+
+def serve(config: TrainerConfig, engine: Engine, sock: socket.socket | None = None) -> None:
+    """Run the server until interrupted (SIGINT/SIGTERM stop it gracefully)."""
+    server = uvicorn_server(config, engine)
+    server.run(sockets=[sock] if sock is not None else None)
