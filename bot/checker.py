@@ -95,6 +95,7 @@ class HashIndex:
     """
 
     def __init__(self, capacity: int = 1 << 14) -> None:
+        capacity = 1 << max(4, (capacity - 1).bit_length())  # a power of two
         self._keys = array("Q", bytes(8 * capacity))
         self._lines = array("I", bytes(4 * capacity))
         self._mask = capacity - 1
@@ -102,6 +103,11 @@ class HashIndex:
 
     def __len__(self) -> int:
         return self._size
+
+    @classmethod
+    def for_entries(cls, expected: int) -> HashIndex:
+        """Sized so ``expected`` entries fit without growing (no copy at the peak)."""
+        return cls(max(1 << 14, expected * 4 // 3 + 1))
 
     def add(self, fingerprint: int, line: int) -> int | None:
         """Remember ``fingerprint``; returns the earlier line if it was seen before."""
@@ -141,7 +147,7 @@ def fingerprint(obj: dict[str, Any]) -> int:
     so fingerprints compare only within one run (and its forked workers).
     """
     try:
-        key = tuple(frozenset(m.items()) for m in obj["messages"])
+        key: tuple[Any, ...] = tuple(frozenset(m.items()) for m in obj["messages"])
         if len(obj) > 1:
             key = (key, json.dumps(obj, sort_keys=True))
         return hash(key) & 0xFFFF_FFFF_FFFF_FFFF
@@ -190,11 +196,13 @@ class _Scan:
     first_disagreement: int | None = None
 
 
-def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, keep_index: bool) -> _Scan:
+def _scan(
+    lines: Iterable[tuple[int, str | None]], price: ModelPrice, keep_index: bool, expected: int = 0
+) -> _Scan:
     counter = get_counter(price.encoding)
     report = CheckReport(model=price.model, encoding=price.encoding)
     scan = _Scan(report)
-    seen = HashIndex()
+    seen = HashIndex.for_entries(expected)
     cap = price.training_context
     loads = json.loads
     add = report.add
@@ -281,7 +289,7 @@ def _finish(scans: list[_Scan], price: ModelPrice, epochs: int | str | None, tod
         report.warning_counts.update(part.warning_counts)
         problems += part.errors + part.warnings
     if len(scans) > 1:
-        seen = HashIndex()
+        seen = HashIndex.for_entries(sum(len(scan.fingerprints) for scan in scans))
         for scan in scans:
             for fp, number, billed in zip(scan.fingerprints, scan.lines, scan.billed, strict=True):
                 earlier = seen.add(fp, number)
@@ -349,13 +357,18 @@ def check_file(
     size = path.stat().st_size
     workers = workers or os.cpu_count() or 1
     methods = multiprocessing.get_all_start_methods()
+    line_bytes = _mean_line_bytes(path)
     if workers < 2 or size < parallel_min_bytes or "fork" not in methods:
         with open(path, "rb") as stream:
-            return check_lines(read_lines(stream), price, epochs=epochs, today=today)
+            scan = _scan(read_lines(stream), price, keep_index=False, expected=int(size / line_bytes))
+        return _finish([scan], price, epochs, today)
     parts = _split(path, size, workers)
     context = multiprocessing.get_context("fork")
     with context.Pool(len(parts)) as pool:
-        scans = pool.starmap(_scan_part, [(str(path), start, end, line, price) for start, end, line in parts])
+        scans = pool.starmap(
+            _scan_part,
+            [(str(path), start, end, line, price, int((end - start) / line_bytes)) for start, end, line in parts],
+        )
     return _finish(scans, price, epochs, today)
 
 
@@ -381,7 +394,16 @@ def _split(path: Path, size: int, parts: int) -> list[tuple[int, int, int]]:
     return [(bounds[i], bounds[i + 1], first_lines[i]) for i in range(parts) if bounds[i] < bounds[i + 1]]
 
 
-def _scan_part(path: str, start: int, end: int, first_line: int, price: ModelPrice) -> _Scan:
+def _scan_part(
+    path: str, start: int, end: int, first_line: int, price: ModelPrice, expected: int
+) -> _Scan:
     with open(path, "rb") as stream:
         stream.seek(start)
-        return _scan(read_lines(stream, first_line=first_line, end=end), price, keep_index=True)
+        return _scan(read_lines(stream, first_line=first_line, end=end), price, True, expected)
+
+
+def _mean_line_bytes(path: Path, sample: int = 1 << 16) -> float:
+    """Average line length of the file's start: sizes the duplicate index up front."""
+    with open(path, "rb") as stream:
+        head = stream.read(sample)
+    return max(len(head) / max(head.count(b"\n"), 1), 16.0)
