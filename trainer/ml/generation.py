@@ -1,14 +1,13 @@
 """Chat generation: a manual KV-cache decode loop that streams text as tokens arrive.
 
 One :class:`ChatModel` per base model holds the model, its tokenizer and a bounded LRU of
-LoRA adapters (:class:`AdapterCache`, all loaded as named adapters of one PEFT model). A
-lock is taken around every forward pass (not the whole request), so concurrent streams
-interleave token by token; each pass first selects its stream's adapter.
+LoRA adapters merged into copies of the base (:class:`AdapterCache`). A lock is taken
+around every forward pass (not the whole request), so concurrent streams interleave token
+by token, each on its own model (base or merged adapter) and KV cache.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -27,10 +26,15 @@ from trainer.ml.lora import ADAPTER_WEIGHTS
 
 
 class AdapterCache:
-    """At most ``max_adapters`` LoRA adapters loaded into one PEFT model, LRU-evicted.
+    """At most ``max_adapters`` LoRA adapters kept as *merged* models, LRU-evicted.
 
-    Adapters in use by a running stream are pinned and never evicted (the bound may be
-    exceeded while every loaded adapter is pinned). Call only with the owner's lock held.
+    Each entry is a copy of the base model with one adapter merged into its linear
+    weights (embeddings and norms stay shared with the base, so an entry costs the linear
+    weights only: ~425 MB for SmolLM2-135M in fp32). A merged model decodes as fast as the
+    base; an unmerged PEFT model pays ~200 extra small ops per token (measured ~30% slower
+    on CPU). The base model itself is never modified. A stream keeps a reference to its
+    model, so evicting an entry never disturbs a stream in flight. Call with the owner's
+    lock held.
     """
 
     def __init__(self, base: PreTrainedModel, max_adapters: int = 4) -> None:
@@ -38,11 +42,8 @@ class AdapterCache:
             raise ValueError("max_adapters must be >= 1")
         self.base = base
         self.max_adapters = max_adapters
-        self.model: Any = None  # PeftModel once the first adapter is loaded
-        self._entries: OrderedDict[str, tuple[tuple[str, int], int]] = OrderedDict()
-        self._counter = 0
+        self._entries: OrderedDict[tuple[str, int], PreTrainedModel] = OrderedDict()
         self.loads = 0
-        self.active: str | None = None
 
     @staticmethod
     def key(adapter_dir: Path) -> tuple[str, int]:
@@ -51,65 +52,46 @@ class AdapterCache:
         return str(path), (path / ADAPTER_WEIGHTS).stat().st_mtime_ns
 
     def names(self) -> list[str]:
-        """Loaded adapter names, least recently used first."""
-        return list(self._entries)
+        """Loaded adapter paths, least recently used first."""
+        return [path for path, _ in self._entries]
 
-    def acquire(self, adapter_dir: Path) -> str:
-        """Load (or reuse) the adapter, mark it most recently used, pin it; returns its name."""
+    def get(self, adapter_dir: Path) -> PreTrainedModel:
+        """The merged model for ``adapter_dir`` (loaded on a miss), now most recently used."""
         key = self.key(adapter_dir)
-        for name, (k, pins) in self._entries.items():
-            if k == key:
-                self._entries[name] = (k, pins + 1)
-                self._entries.move_to_end(name)
-                return name
-        self._counter += 1
-        name = f"a{self._counter}"
-        if self.model is None:
-            from peft import PeftModel
+        model = self._entries.get(key)
+        if model is None:
+            model = merge_adapter(self.base, adapter_dir)
+            self.loads += 1
+            self._entries[key] = model
+            while len(self._entries) > self.max_adapters:
+                self._entries.popitem(last=False)
+        self._entries.move_to_end(key)
+        return model
 
-            self.model = PeftModel.from_pretrained(self.base, str(adapter_dir), adapter_name=name)
-            self.model.eval()
-            self.active = name
-        else:
-            self.model.load_adapter(str(adapter_dir), adapter_name=name)
-        self.loads += 1
-        self._entries[name] = (key, 1)
-        self._evict()
-        return name
 
-    def release(self, name: str) -> None:
-        """Unpin an adapter taken with :meth:`acquire`."""
-        if name in self._entries:
-            k, pins = self._entries[name]
-            self._entries[name] = (k, max(0, pins - 1))
-            self._evict()
+def merge_adapter(base: PreTrainedModel, adapter_dir: Path) -> PreTrainedModel:
+    """A copy of ``base`` with the LoRA adapter in ``adapter_dir`` merged in.
 
-    def _evict(self) -> None:
-        while len(self._entries) > self.max_adapters:
-            victim = next((n for n, (_, pins) in self._entries.items() if pins == 0), None)
-            if victim is None:
-                return
-            if self.active == victim:
-                survivor = next(n for n in self._entries if n != victim)
-                self.model.set_adapter(survivor)
-                self.active = survivor
-            self.model.delete_adapter(victim)
-            del self._entries[victim]
+    Parameters LoRA never touches here (embeddings, norms) are shared with ``base``
+    unless the adapter targets them; everything else is copied before merging.
+    """
+    import copy
 
-    def select(self, name: str | None) -> contextlib.AbstractContextManager[Any]:
-        """Context in which a forward pass uses adapter ``name`` (``None``: the base model)."""
-        if self.model is None:
-            return contextlib.nullcontext()
-        if name is None:
-            return self.model.disable_adapter()
-        if self.active != name:
-            self.model.set_adapter(name)
-            self.active = name
-        return contextlib.nullcontext()
+    from peft import PeftConfig, PeftModel
 
-    def forward_model(self) -> Any:
-        """The module to call: the PEFT wrapper once adapters exist, else the base model."""
-        return self.model if self.model is not None else self.base
+    targets = str(PeftConfig.from_pretrained(str(adapter_dir)).target_modules)
+    share_embeddings = "embed" not in targets and "lm_head" not in targets
+    shared: dict[int, Any] = {}
+    for module in base.modules():
+        if isinstance(module, torch.nn.Linear):
+            continue  # LoRA merges into linear weights: copy them
+        if isinstance(module, torch.nn.Embedding) and not share_embeddings:
+            continue
+        for p in module.parameters(recurse=False):
+            shared[id(p)] = p
+    twin = copy.deepcopy(base, shared)
+    merged = PeftModel.from_pretrained(twin, str(adapter_dir)).merge_and_unload()
+    return merged.eval()
 
 
 def sample_next(
@@ -238,7 +220,7 @@ class ChatModel:
             if not is_adapter_dir(adapter_dir):
                 raise FileNotFoundError(f"no LoRA adapter in {adapter_dir}")
             with self.lock:  # load now so errors surface here, not mid-stream
-                self.adapters.release(self.adapters.acquire(adapter_dir))
+                self.adapters.get(adapter_dir)
         prompt = self.chat.encode_prompt(messages)
         room = self.context_length - len(prompt)
         if room <= 0:
@@ -252,15 +234,14 @@ class ChatModel:
         gen.deltas = self._stream(gen, prompt, params, adapter_dir, max_new, t0)
         return gen
 
-    def _forward(self, adapter: str | None, ids: list[int], cache: DynamicCache) -> torch.Tensor:
+    def _forward(self, model: Any, ids: list[int], cache: DynamicCache) -> torch.Tensor:
         with self.lock, torch.inference_mode():
-            with self.adapters.select(adapter):
-                out = self.adapters.forward_model()(
-                    input_ids=torch.tensor([ids], device=self.device),
-                    past_key_values=cache,
-                    use_cache=True,
-                    logits_to_keep=1,
-                )
+            out = model(
+                input_ids=torch.tensor([ids], device=self.device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
         return out.logits[0, -1]
 
     def _stream(
@@ -272,50 +253,43 @@ class ChatModel:
         max_new: int,
         t0: float,
     ) -> Iterator[str]:
-        adapter = None
-        if adapter_dir is not None:
-            with self.lock:
-                adapter = self.adapters.acquire(adapter_dir)
-        try:
-            generator = torch.Generator(device=self.device)
-            generator.manual_seed(
-                params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
-            )
-            detok = IncrementalDetokenizer(self.tokenizer)
-            stops = StopMatcher(params.stop)
-            cache = DynamicCache(config=self.base.config)
-            logits = self._forward(adapter, prompt, cache)
-            gen.finish_reason = "length"
-            hit = False
-            while gen.completion_tokens < max_new:
-                token = sample_next(logits, params.temperature, params.top_p, generator)
-                gen.completion_tokens += 1
-                if token in self.eos_ids:
-                    gen.finish_reason = "stop"
-                    break
-                out, hit = stops.feed(detok.push(token))
-                if out:
-                    gen.extra.setdefault("time_to_first_token_s", time.perf_counter() - t0)
-                    yield out
-                if hit:
-                    gen.finish_reason = "stop"
-                    break
-                if gen.completion_tokens < max_new:
-                    logits = self._forward(adapter, [token], cache)
-            if not hit:  # ended by EOS or length: release held-back text
-                out, hit = stops.feed(detok.flush())
-                if hit:
-                    gen.finish_reason = "stop"
-                else:
-                    out += stops.flush()
-                if out:
-                    gen.extra.setdefault("time_to_first_token_s", time.perf_counter() - t0)
-                    yield out
-            gen.extra["seconds"] = time.perf_counter() - t0
-        finally:
-            if adapter is not None:
-                with self.lock:
-                    self.adapters.release(adapter)
+        with self.lock:
+            model = self.base if adapter_dir is None else self.adapters.get(adapter_dir)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(
+            params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
+        )
+        detok = IncrementalDetokenizer(self.tokenizer)
+        stops = StopMatcher(params.stop)
+        cache = DynamicCache(config=self.base.config)
+        logits = self._forward(model, prompt, cache)
+        gen.finish_reason = "length"
+        hit = False
+        while gen.completion_tokens < max_new:
+            token = sample_next(logits, params.temperature, params.top_p, generator)
+            gen.completion_tokens += 1
+            if token in self.eos_ids:
+                gen.finish_reason = "stop"
+                break
+            out, hit = stops.feed(detok.push(token))
+            if out:
+                gen.extra.setdefault("time_to_first_token_s", time.perf_counter() - t0)
+                yield out
+            if hit:
+                gen.finish_reason = "stop"
+                break
+            if gen.completion_tokens < max_new:
+                logits = self._forward(model, [token], cache)
+        if not hit:  # ended by EOS or length: release held-back text
+            out, hit = stops.feed(detok.flush())
+            if hit:
+                gen.finish_reason = "stop"
+            else:
+                out += stops.flush()
+            if out:
+                gen.extra.setdefault("time_to_first_token_s", time.perf_counter() - t0)
+                yield out
+        gen.extra["seconds"] = time.perf_counter() - t0
 
     def complete(
         self,

@@ -39,14 +39,26 @@ class LoraSettings:
         )
 
 
-def attach_lora(model: PreTrainedModel, settings: LoraSettings) -> PeftModel:
-    """Wrap ``model`` with a fresh trainable LoRA adapter (fp32 adapter weights)."""
+def attach_lora(
+    model: PreTrainedModel, settings: LoraSettings, autocast: bool = False
+) -> PeftModel:
+    """Wrap ``model`` with a fresh trainable LoRA adapter (fp32 adapter weights).
+
+    ``autocast=True``: the model will run under autocast, so PEFT's own casting of every
+    LoRA input to the adapter dtype is turned off (autocast picks the matmul dtype).
+    """
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
     for p in model.parameters():
         p.requires_grad_(False)
     peft_model = get_peft_model(model, settings.config())
     for p in peft_model.parameters():
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
+    if autocast:
+        for module in peft_model.modules():
+            if isinstance(module, BaseTunerLayer):
+                module.cast_input_dtype_enabled = False
     return peft_model
 
 

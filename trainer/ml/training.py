@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -149,7 +149,9 @@ class LoraTrainer:
             )
 
         torch.manual_seed(request.seed)
-        model = attach_lora(model, self.settings.lora).to(self.device)
+        model = attach_lora(
+            model, self.settings.lora, autocast=self.precision == "bf16"
+        ).to(self.device)
         model.train()
         params = trainable_parameters(model)
         optimizer = torch.optim.AdamW(
@@ -295,7 +297,8 @@ class LoraTrainer:
         return state
 
 
-def _linear_schedule(total_steps: int, warmup_fraction: float):  # noqa: ANN202
+def _linear_schedule(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
+    """Linear warmup over ``warmup_fraction`` of the steps, then linear decay towards 0."""
     warmup = int(round(warmup_fraction * total_steps))
 
     def factor(step: int) -> float:
