@@ -76,6 +76,10 @@ class TokenCounter:
         self.encoding = encoding
         self._count_text, self.approximate = _counter_for(encoding)
         self._cache: dict[str, int] = {}
+        self._role_cost = {
+            role: TOKENS_PER_MESSAGE + self._count_text(role)
+            for role in ("system", "user", "assistant", "tool", "function")
+        }
 
     def count_text(self, text: str) -> int:
         n = self._cache.get(text)
@@ -89,10 +93,19 @@ class TokenCounter:
     def count_messages(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Any] | None = None
     ) -> TokenCount:
+        cache = self._cache
         count_text = self.count_text
+        role_cost = self._role_cost
         total = REPLY_PRIMING
         estimated = self.approximate
         for message in messages:
+            if len(message) == 2:  # the common case: {"role", "content"}, both strings
+                cost = role_cost.get(message.get("role"))
+                content = message.get("content")
+                if cost is not None and type(content) is str:
+                    n = cache.get(content)
+                    total += cost + (n if n is not None else count_text(content))
+                    continue
             total += TOKENS_PER_MESSAGE
             for key, value in message.items():
                 if key in _EXACT_KEYS:
