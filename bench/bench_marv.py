@@ -11,6 +11,7 @@ and base vs tuned answers to a few held-out questions.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -63,14 +64,27 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--lora-r", type=int, default=None, help="LoRA rank (engine default 16)")
+    parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x r)")
+    parser.add_argument("--base-lr", type=float, default=None, help="base learning rate (default 1e-3)")
     args = parser.parse_args()
 
     from peft import PeftModel
 
     from trainer.engine import GenerationParams, TrainRequest
     from trainer.ml.engine import LocalEngine
+    from trainer.ml.lora import LoraSettings
+    from trainer.ml.training import TrainerSettings
 
-    engine = LocalEngine(args.data_dir, device="cpu")
+    settings = TrainerSettings()
+    if args.base_lr is not None:
+        settings = dataclasses.replace(settings, base_learning_rate=args.base_lr)
+    if args.lora_r is not None or args.lora_alpha is not None:
+        r = args.lora_r or settings.lora.r
+        settings = dataclasses.replace(
+            settings, lora=LoraSettings(r=r, alpha=args.lora_alpha or 2 * r)
+        )
+    engine = LocalEngine(args.data_dir, device="cpu", settings=settings)
     train = load_jsonl(MARV_TRAIN)[: args.examples]
     heldout = load_jsonl(MARV_HELDOUT)
     hp = engine.resolve_hyperparameters(len(train), {
@@ -114,7 +128,8 @@ def main() -> None:
     body = (
         f"## Marv fine-tune (`python -m bench.bench_marv`)\n\n"
         f"Machine: {machine()}.\n\n"
-        f"SmolLM2-135M-Instruct + LoRA (r=16, alpha=32, all linear layers, precision "
+        f"SmolLM2-135M-Instruct + LoRA (r={settings.lora.r}, alpha={settings.lora.alpha}, "
+        f"base lr {settings.base_learning_rate:g}, all linear layers, precision "
         f"`{engine.settings.precision}` -> {_precision(engine)}), {len(train)} training "
         f"examples, n_epochs={hp.n_epochs}, batch_size={hp.batch_size}, "
         f"learning_rate_multiplier={hp.learning_rate_multiplier} (requested: epochs "
