@@ -10,20 +10,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx2
 import openai
 import pytest
 
+from tests import test_trainer_server as trainer_server
 from tests.test_trainer_server import (
     API_KEY,
     BASE,
     SpecRecorder,
     async_client,
     jsonl,
-    make_config,
     running_server,
     tiny_engine,
     wait_status,
@@ -31,16 +30,8 @@ from tests.test_trainer_server import (
 from trainer.config import TrainerConfig, load_config
 from trainer.store import Store
 
-
-@pytest.fixture
-def config(tmp_path: Path) -> TrainerConfig:
-    return make_config(tmp_path)
-
-
-@pytest.fixture
-def server(config: TrainerConfig) -> Iterator[str]:
-    with running_server(config, tiny_engine()) as url:
-        yield url
+config = trainer_server.config  # the shared fixtures (assignment form keeps ruff quiet)
+server = trainer_server.server
 
 
 async def test_files_upload_list_retrieve_content_delete(server: str) -> None:
