@@ -23,7 +23,14 @@ from typing import IO, Any
 from bot.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
 from bot.pricing import ModelPrice
 from bot.tokens import get_counter
-from bot.validation import MIN_EXAMPLES, Problem, problem, special_token_warning, validate_example
+from bot.validation import (
+    MIN_EXAMPLES,
+    Problem,
+    parse_line,
+    problem,
+    special_token_warning,
+    validate_example,
+)
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 """Longer lines are reported as ``line_too_long`` without being held in memory."""
@@ -204,7 +211,6 @@ def _scan(
     scan = _Scan(report)
     seen = HashIndex.for_entries(expected)
     cap = price.training_context
-    loads = json.loads
     add = report.add
     for number, text in lines:
         if text is None:
@@ -217,11 +223,9 @@ def _scan(
         if text == NOT_UTF8:
             add(problem("invalid_encoding", "not valid UTF-8", line=number))
             continue
-        try:
-            obj = loads(text)
-        except (ValueError, RecursionError) as exc:
-            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            add(problem("invalid_json", f"not valid JSON ({detail})", line=number))
+        obj, bad_json = parse_line(text, number)
+        if bad_json:
+            add(bad_json[0])
             continue
         found = validate_example(obj, line=number)
         if found:
@@ -246,12 +250,9 @@ def _scan(
         elif scan.first_disagreement is None and system != scan.first_system[1]:
             scan.first_disagreement = number
         if "<|" in text:
-            for message in messages:
-                content = message.get("content")
-                warning = special_token_warning(content, line=number) if isinstance(content, str) else None
-                if warning is not None:
-                    add(warning)
-                    break
+            warning = special_token_warning(text, line=number)
+            if warning is not None:
+                add(warning)
         count = counter.count_obj(obj)
         tokens = count.tokens
         if count.estimated:

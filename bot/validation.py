@@ -68,7 +68,7 @@ def problem(
     return Problem(code, text, line, example_id, severity)
 
 
-def parse_line(text: str, line: int) -> tuple[Any | None, list[Problem]]:
+def parse_line(text: str, line: int) -> tuple[Any, list[Problem]]:
     """Decode one JSONL line; invalid JSON becomes an ``invalid_json`` problem."""
     try:
         return json.loads(text), []

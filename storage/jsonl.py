@@ -166,13 +166,10 @@ def _parse(number: int, text: str, problems: list[Problem]) -> _Candidate | None
     except (TypeError, ValueError, KeyError) as exc:
         problems.append(problem("invalid_example", f"cannot be read as an example ({exc})", line=number))
         return None
-    for message in example.messages:
-        content = message.get("content")
-        if isinstance(content, str) and "<|" in content:
-            warning = special_token_warning(content, line=number)
-            if warning is not None:
-                problems.append(warning)
-                break
+    if "<|" in example_json:
+        warning = special_token_warning(example_json, line=number)
+        if warning is not None:
+            problems.append(warning)
     return _Candidate(number, example, example_json, example.content_hash())
 
 
