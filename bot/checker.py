@@ -1,18 +1,22 @@
 """Streaming check of a training file: errors by line, tier, billed tokens and cost.
 
-A scan reads one line at a time and keeps only counters, a bounded list of problems and
-a compact index of example fingerprints, so memory stays flat on files of millions of
-lines. Large files are split at line boundaries and scanned by one process per core;
-the parts are merged in file order, so the report is the same as a single scan's.
+A scan reads one line at a time and keeps only counters, the first problems by line and
+a fixed-size buffer of example fingerprints that spills sorted runs to a temporary folder
+(:mod:`bot.duplicates`), so memory is the same on a file of a thousand lines or millions.
+Text-only examples, the common case, are validated, counted and fingerprinted in one pass
+over their messages. Large files are split at line boundaries and scanned by one process
+per core; the parts are merged in file order, so the report is the same as a single
+scan's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import multiprocessing
 import os
-from array import array
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -21,11 +25,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from bot.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
+from bot.duplicates import Duplicate, DuplicateLog, Run, find_duplicates
 from bot.pricing import ModelPrice
-from bot.tokens import get_counter
+from bot.tokens import REPLY_PRIMING, get_counter
 from bot.validation import (
     MIN_EXAMPLES,
     Problem,
+    fast_loads,
     parse_line,
     problem,
     special_token_warning,
@@ -55,18 +61,43 @@ class CheckReport:
     epochs: int = 0
     tier: TierProgress | None = None
     cost: CostEstimate | None = None
+    _kept: dict[bool, list[tuple[int, int, Problem]]] = field(
+        default_factory=lambda: {True: [], False: []}, repr=False, compare=False
+    )
+    _order: int = field(default=0, repr=False, compare=False)
 
     @property
     def trainable(self) -> bool:
         return not self.error_counts and self.valid_examples >= MIN_EXAMPLES
 
     def add(self, found: Problem) -> None:
-        kept, counts = (
-            (self.errors, self.error_counts) if found.is_error else (self.warnings, self.warning_counts)
-        )
+        """Count ``found`` and keep it if it is among the first problems by line."""
+        counts = self.error_counts if found.is_error else self.warning_counts
         counts[found.code] += 1
-        if len(kept) < MAX_KEPT_PROBLEMS:
-            kept.append(found)
+        self.keep(found)
+
+    def keep(self, found: Problem) -> None:
+        """Keep ``found`` listed (not counted) while it is among the
+        :data:`MAX_KEPT_PROBLEMS` lowest-line problems of its severity."""
+        heap = self._kept[found.is_error]
+        self._order += 1
+        item = (-(found.line or 0), -self._order, found)  # file-wide problems are always kept
+        if len(heap) < MAX_KEPT_PROBLEMS:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+
+    def kept(self) -> list[Problem]:
+        """The kept problems of both severities, by line (then in the order found), with
+        file-wide problems last."""
+        items = sorted(self._kept[True] + self._kept[False], reverse=True)
+        return sorted((found for _, _, found in items), key=lambda p: p.line is None)
+
+    def list_kept(self) -> None:
+        """Fill :attr:`errors` and :attr:`warnings` from the kept problems, by line."""
+        problems = self.kept()
+        self.errors = [p for p in problems if p.is_error]
+        self.warnings = [p for p in problems if not p.is_error]
 
     def to_json(self) -> dict[str, Any]:
         cost = self.cost
@@ -94,73 +125,32 @@ class CheckReport:
         }
 
 
-class HashIndex:
-    """A compact set of 64-bit example fingerprints, each with the line it was first seen on.
-
-    Open addressing over two flat arrays (12 bytes a slot, at most 3/4 full) instead of a
-    dict of Python ints (about 100 bytes an entry): a million lines cost ~16-32 MB.
-    """
-
-    def __init__(self, capacity: int = 1 << 14) -> None:
-        capacity = 1 << max(4, (capacity - 1).bit_length())  # a power of two
-        self._keys = array("Q", bytes(8 * capacity))
-        self._lines = array("I", bytes(4 * capacity))
-        self._mask = capacity - 1
-        self._size = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    @classmethod
-    def for_entries(cls, expected: int) -> HashIndex:
-        """Sized so ``expected`` entries fit without growing (no copy at the peak)."""
-        return cls(max(1 << 14, expected * 4 // 3 + 1))
-
-    def add(self, fingerprint: int, line: int) -> int | None:
-        """Remember ``fingerprint``; returns the earlier line if it was seen before."""
-        fingerprint = fingerprint or 1  # 0 marks an empty slot
-        keys, mask = self._keys, self._mask
-        slot = fingerprint & mask
-        while True:
-            key = keys[slot]
-            if key == 0:
-                keys[slot] = fingerprint
-                self._lines[slot] = line
-                self._size += 1
-                if self._size * 4 > len(keys) * 3:
-                    self._grow()
-                return None
-            if key == fingerprint:
-                return self._lines[slot]
-            slot = (slot + 1) & mask
-
-    def _grow(self) -> None:
-        old = zip(self._keys, self._lines, strict=True)
-        capacity = len(self._keys) * 2
-        self._keys = array("Q", bytes(8 * capacity))
-        self._lines = array("I", bytes(4 * capacity))
-        self._mask = capacity - 1
-        self._size = 0
-        for key, line in old:
-            if key:
-                self.add(key, line)
-
-
 def fingerprint(obj: dict[str, Any]) -> int:
     """A 64-bit fingerprint of an example's content, independent of key order.
 
-    Text-only examples hash their (key, value) sets directly; anything with nested values
-    falls back to a digest of canonical JSON. Python's string hash is seeded per process,
-    so fingerprints compare only within one run (and its forked workers).
+    Text-only examples (see :func:`_plain`) hash their (role, content) pairs; others hash
+    their messages' (key, value) sets, and anything with nested values a digest of
+    canonical JSON. Python's string hash is seeded per process, so fingerprints compare
+    only within one run (and its forked workers).
     """
+    messages = obj["messages"]
+    if len(obj) == 1 and all(len(m) == 2 and "role" in m and "content" in m for m in messages):
+        return _plain_fingerprint(messages)
     try:
-        key: tuple[Any, ...] = tuple(frozenset(m.items()) for m in obj["messages"])
+        key: tuple[Any, ...] = tuple(frozenset(m.items()) for m in messages)
         if len(obj) > 1:
             key = (key, json.dumps(obj, sort_keys=True))
-        return hash(key) & 0xFFFF_FFFF_FFFF_FFFF
+        return hash(key) & _U64
     except TypeError:
         text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
         return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _plain_fingerprint(messages: list[dict[str, Any]]) -> int:
+    return hash(tuple([(m["role"], m["content"]) for m in messages])) & _U64
+
+
+_U64 = (1 << 64) - 1
 
 
 def read_lines(
@@ -196,22 +186,54 @@ class _Scan:
     """What one scan of a run of lines found, before it is merged into a report."""
 
     report: CheckReport
-    fingerprints: array = field(default_factory=lambda: array("Q"))
-    lines: array = field(default_factory=lambda: array("I"))
-    billed: array = field(default_factory=lambda: array("I"))
+    runs: list[Run] = field(default_factory=list)
     first_system: tuple[int, str | None] | None = None
     first_disagreement: int | None = None
 
 
-def _scan(
-    lines: Iterable[tuple[int, str | None]], price: ModelPrice, keep_index: bool, expected: int = 0
-) -> _Scan:
+def _plain(obj: Any, costs: dict[Any, int], count_text: Any) -> tuple[int, str | None] | None:
+    """(tokens, system prompt) of a text-only example that passes every check, else None.
+
+    The scan's fast path: one loop over the messages validates, counts and finds the
+    system prompt. The conditions are validation's fast path's (``messages`` alone, a
+    non-empty list of ``{role, content}`` with role system, user or assistant, non-blank
+    string content, an assistant message); anything else takes the full checks.
+    """
+    if type(obj) is not dict or len(obj) != 1:
+        return None
+    messages = obj.get("messages")
+    if type(messages) is not list or not messages:
+        return None
+    total = REPLY_PRIMING
+    system = None
+    has_assistant = False
+    for message in messages:
+        if type(message) is not dict or len(message) != 2:
+            return None
+        role = message.get("role")
+        content = message.get("content")
+        cost = costs.get(role)
+        if cost is None or type(content) is not str or not content or content.isspace():
+            return None
+        if role == "assistant":
+            has_assistant = True
+        elif system is None and role == "system":
+            system = content
+        total += cost + count_text(content)
+    return (total, system) if has_assistant else None
+
+
+def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str, keep: bool) -> _Scan:
     counter = get_counter(price.encoding)
+    costs = counter.message_costs(("system", "user", "assistant"))
+    count_text = counter.count_text
     report = CheckReport(model=price.model, encoding=price.encoding)
     scan = _Scan(report)
-    seen = HashIndex.for_entries(expected)
+    log = DuplicateLog(spill)
+    log_add = log.add
     cap = price.training_context
     add = report.add
+    loads = fast_loads
     for number, text in lines:
         if text is None:
             report.examples += 1
@@ -223,28 +245,31 @@ def _scan(
         if text == NOT_UTF8:
             add(problem("invalid_encoding", "not valid UTF-8", line=number))
             continue
-        obj, bad_json = parse_line(text, number)
-        if bad_json:
-            add(bad_json[0])
-            continue
-        found = validate_example(obj, line=number)
-        if found:
-            for p in found:
-                add(p)
-            if any(p.is_error for p in found):
+        try:
+            obj = loads(text)
+        except ValueError:
+            obj, bad_json = parse_line(text, number)
+            if bad_json:
+                add(bad_json[0])
                 continue
-        fp = fingerprint(obj)
-        earlier = seen.add(fp, number)
-        if earlier is not None:
-            add(problem("duplicate_example", f"duplicates line {earlier}", line=number))
-            continue
-        report.valid_examples += 1
-        messages = obj["messages"]
-        system = None
-        for message in messages:
-            if message.get("role") == "system":
-                system = message.get("content")
-                break
+        plain = _plain(obj, costs, count_text)
+        if plain is not None:
+            tokens, system = plain
+            fp = _plain_fingerprint(obj["messages"])
+        else:
+            found = validate_example(obj, line=number)
+            if found:
+                for p in found:
+                    add(p)
+                if any(p.is_error for p in found):
+                    continue
+            fp = fingerprint(obj)
+            system = _system_prompt(obj["messages"])
+            count = counter.count_obj(obj)
+            tokens = count.tokens
+            if count.estimated:
+                report.estimated_tokens = True
+        report.valid_examples += 1  # duplicates are taken off when the scan is merged
         if scan.first_system is None:
             scan.first_system = (number, system)
         elif scan.first_disagreement is None and system != scan.first_system[1]:
@@ -253,10 +278,6 @@ def _scan(
             warning = special_token_warning(text, line=number)
             if warning is not None:
                 add(warning)
-        count = counter.count_obj(obj)
-        tokens = count.tokens
-        if count.estimated:
-            report.estimated_tokens = True
         if tokens > cap:
             add(
                 problem(
@@ -269,17 +290,34 @@ def _scan(
             )
             tokens = cap
         report.billed_tokens += tokens
-        if keep_index:
-            scan.fingerprints.append(fp or 1)
-            scan.lines.append(number)
-            scan.billed.append(tokens)
+        log_add(fp, number, tokens)
+    if keep:
+        scan.runs = log.seal()
+    else:
+        _take_off_duplicates(report, log.duplicates())
     return scan
 
 
-def _finish(scans: list[_Scan], price: ModelPrice, epochs: int | str | None, today: date | None) -> CheckReport:
+def _system_prompt(messages: list[dict[str, Any]]) -> str | None:
+    for message in messages:
+        if message.get("role") == "system":
+            content = message.get("content")
+            return content if isinstance(content, str) else None
+    return None
+
+
+def _take_off_duplicates(report: CheckReport, duplicates: Iterable[Duplicate]) -> None:
+    for line, first_line, billed in duplicates:
+        report.add(problem("duplicate_example", f"duplicates line {first_line}", line=line))
+        report.valid_examples -= 1
+        report.billed_tokens -= billed
+
+
+def _finish(
+    scans: list[_Scan], price: ModelPrice, epochs: int | str | None, today: date | None, spill: str
+) -> CheckReport:
     """Merge scans (in file order) into one report: cross-part duplicates, system prompt."""
     report = CheckReport(model=price.model, encoding=price.encoding)
-    problems: list[Problem] = []
     for scan in scans:
         part = scan.report
         report.examples += part.examples
@@ -288,45 +326,34 @@ def _finish(scans: list[_Scan], price: ModelPrice, epochs: int | str | None, tod
         report.estimated_tokens |= part.estimated_tokens
         report.error_counts.update(part.error_counts)
         report.warning_counts.update(part.warning_counts)
-        problems += part.errors + part.warnings
-    if len(scans) > 1:
-        seen = HashIndex.for_entries(sum(len(scan.fingerprints) for scan in scans))
-        for scan in scans:
-            for fp, number, billed in zip(scan.fingerprints, scan.lines, scan.billed, strict=True):
-                earlier = seen.add(fp, number)
-                if earlier is not None:
-                    problems.append(problem("duplicate_example", f"duplicates line {earlier}", line=number))
-                    report.error_counts["duplicate_example"] += 1
-                    report.valid_examples -= 1
-                    report.billed_tokens -= billed
+        for found in part.kept():
+            report.keep(found)
+    runs = [run for scan in scans for run in scan.runs]
+    if runs:
+        _take_off_duplicates(report, find_duplicates(runs, spill))
     firsts = [s.first_system for s in scans if s.first_system is not None]
     if firsts:
         first_line, first_prompt = firsts[0]
         disagreements = [s.first_disagreement for s in scans if s.first_disagreement is not None]
         disagreements += [line for line, prompt in firsts[1:] if prompt != first_prompt]
         if disagreements:
-            where = min(disagreements)
-            problems.append(
+            report.add(
                 problem(
                     "inconsistent_system_prompt",
                     f"system prompt differs from line {first_line}'s; "
                     "the model will be chatted with under one prompt",
-                    line=where,
+                    line=min(disagreements),
                     severity="warning",
                 )
             )
-            report.warning_counts["inconsistent_system_prompt"] += 1
     if report.valid_examples < MIN_EXAMPLES:
-        problems.append(
+        report.add(
             problem(
                 "too_few_examples",
                 f"{report.valid_examples} valid example(s); at least {MIN_EXAMPLES} are needed to train",
             )
         )
-        report.error_counts["too_few_examples"] += 1
-    problems.sort(key=lambda p: (p.line is None, p.line or 0))
-    report.errors = [p for p in problems if p.is_error][:MAX_KEPT_PROBLEMS]
-    report.warnings = [p for p in problems if not p.is_error][:MAX_KEPT_PROBLEMS]
+    report.list_kept()
     report.tier = tier_for(report.valid_examples)
     report.epochs = resolve_epochs(epochs, report.valid_examples)
     report.cost = estimate_cost(price, report.billed_tokens, report.epochs, today)
@@ -341,7 +368,8 @@ def check_lines(
     today: date | None = None,
 ) -> CheckReport:
     """Validate, deduplicate and count a stream of numbered JSONL lines in-process."""
-    return _finish([_scan(lines, price, keep_index=False)], price, epochs, today)
+    with tempfile.TemporaryDirectory(prefix="tunecord-check-") as spill:
+        return _finish([_scan(lines, price, spill, keep=False)], price, epochs, today, spill)
 
 
 def check_file(
@@ -358,19 +386,18 @@ def check_file(
     size = path.stat().st_size
     workers = workers or os.cpu_count() or 1
     methods = multiprocessing.get_all_start_methods()
-    line_bytes = _mean_line_bytes(path)
-    if workers < 2 or size < parallel_min_bytes or "fork" not in methods:
-        with open(path, "rb") as stream:
-            scan = _scan(read_lines(stream), price, keep_index=False, expected=int(size / line_bytes))
-        return _finish([scan], price, epochs, today)
-    parts = _split(path, size, workers)
-    context = multiprocessing.get_context("fork")
-    with context.Pool(len(parts)) as pool:
-        scans = pool.starmap(
-            _scan_part,
-            [(str(path), start, end, line, price, int((end - start) / line_bytes)) for start, end, line in parts],
-        )
-    return _finish(scans, price, epochs, today)
+    with tempfile.TemporaryDirectory(prefix="tunecord-check-") as spill:
+        if workers < 2 or size < parallel_min_bytes or "fork" not in methods:
+            with open(path, "rb") as stream:
+                scan = _scan(read_lines(stream), price, spill, keep=False)
+            return _finish([scan], price, epochs, today, spill)
+        parts = _split(path, size, workers)
+        context = multiprocessing.get_context("fork")
+        with context.Pool(len(parts)) as pool:
+            scans = pool.starmap(
+                _scan_part, [(str(path), start, end, line, price, spill) for start, end, line in parts]
+            )
+        return _finish(scans, price, epochs, today, spill)
 
 
 def _split(path: Path, size: int, parts: int) -> list[tuple[int, int, int]]:
@@ -395,16 +422,7 @@ def _split(path: Path, size: int, parts: int) -> list[tuple[int, int, int]]:
     return [(bounds[i], bounds[i + 1], first_lines[i]) for i in range(parts) if bounds[i] < bounds[i + 1]]
 
 
-def _scan_part(
-    path: str, start: int, end: int, first_line: int, price: ModelPrice, expected: int
-) -> _Scan:
+def _scan_part(path: str, start: int, end: int, first_line: int, price: ModelPrice, spill: str) -> _Scan:
     with open(path, "rb") as stream:
         stream.seek(start)
-        return _scan(read_lines(stream, first_line=first_line, end=end), price, True, expected)
-
-
-def _mean_line_bytes(path: Path, sample: int = 1 << 16) -> float:
-    """Average line length of the file's start: sizes the duplicate index up front."""
-    with open(path, "rb") as stream:
-        head = stream.read(sample)
-    return max(len(head) / max(head.count(b"\n"), 1), 16.0)
+        return _scan(read_lines(stream, first_line=first_line, end=end), price, spill, keep=True)

@@ -28,6 +28,11 @@ _KEYS_BY_ROLE: dict[str, frozenset[str]] = {
     "function": frozenset({"role", "content", "name"}),
 }
 _PLAIN_ROLES = frozenset({"system", "user", "assistant"})
+try:
+    from orjson import loads as fast_loads
+except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
+    fast_loads = json.loads
+
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 
 
@@ -69,7 +74,15 @@ def problem(
 
 
 def parse_line(text: str, line: int) -> tuple[Any, list[Problem]]:
-    """Decode one JSONL line; invalid JSON becomes an ``invalid_json`` problem."""
+    """Decode one JSONL line; invalid JSON becomes an ``invalid_json`` problem.
+
+    orjson decodes the common case; whatever it refuses (big integers, NaN, lone
+    surrogates, invalid JSON) goes through :mod:`json`, which decides and explains.
+    """
+    try:
+        return fast_loads(text), []
+    except ValueError:
+        pass
     try:
         return json.loads(text), []
     except (ValueError, RecursionError) as exc:

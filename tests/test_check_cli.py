@@ -145,18 +145,47 @@ def test_parallel_scan_reports_exactly_what_a_single_scan_does(tmp_path):
     assert single.valid_examples == 397
 
 
-def test_hash_index_matches_a_dict():
-    from hypothesis import given
-    from hypothesis import strategies as st
+def test_duplicates_name_the_first_line_when_the_index_spills_to_disk(tmp_path, monkeypatch):
+    """With runs of 16 entries, 400 lines spill 25 sorted runs; the report is the same as
+    with everything in memory, and with 3 processes."""
+    import bot.duplicates
 
-    from bot.checker import HashIndex
+    lines = [line(i) for i in range(400)]
+    lines[399] = lines[398] = lines[2]  # three copies of line 3, far apart
+    lines[200] = lines[17]
+    path = tmp_path / "dups.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    price = PriceCatalogue.load().get("gpt-4o-mini")
+    in_memory = check_file(path, price, workers=1)
+    monkeypatch.setattr(bot.duplicates, "RUN_ENTRIES", 16)
+    spilled = check_file(path, price, workers=1)
+    parallel = check_file(path, price, workers=3, parallel_min_bytes=0)
+    assert spilled.to_json() == in_memory.to_json() == parallel.to_json()
+    assert [e.message for e in spilled.errors] == [
+        "line 201: duplicates line 18", "line 399: duplicates line 3", "line 400: duplicates line 3"
+    ]
+    assert spilled.valid_examples == 397
 
-    @given(st.lists(st.integers(min_value=0, max_value=2**64 - 1) | st.integers(0, 50), max_size=3000))
-    def check(values):
-        index, reference = HashIndex(capacity=4), {}
-        for n, value in enumerate(values, start=1):
-            expected = reference.setdefault(value or 1, n)
-            assert index.add(value, n) == (None if expected == n else expected)
-        assert len(index) == len(reference)
 
-    check()
+def test_over_a_thousand_problems_lists_the_first_thousand_by_line_in_every_mode(tmp_path):
+    lines = [line(i) for i in range(3000)]
+    for i in range(0, 3000, 2):
+        lines[i] = "{broken"
+    lines[2999] = lines[1]  # a duplicate found only when the scan ends
+    path = tmp_path / "many.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    price = PriceCatalogue.load().get("gpt-4o-mini")
+    single = check_file(path, price, workers=1)
+    parallel = check_file(path, price, workers=2, parallel_min_bytes=0)
+    assert single.to_json() == parallel.to_json()
+    assert single.error_counts == {"invalid_json": 1500, "duplicate_example": 1}
+    assert len(single.errors) == 1000
+    assert [e.line for e in single.errors] == list(range(1, 2000, 2))
+
+
+def test_a_file_with_too_few_examples_says_so_even_past_a_thousand_errors(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("{broken\n" * 1200 + line(1) + "\n")
+    report = check_file(path, PriceCatalogue.load().get("gpt-4o-mini"))
+    assert report.errors[-1].code == "too_few_examples"
+    assert len(report.errors) == 1000

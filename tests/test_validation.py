@@ -110,3 +110,51 @@ def test_arbitrary_json_never_crashes_and_errors_carry_codes(obj):
 def test_parse_line_never_raises(text):
     obj, found = parse_line(text, 1)
     assert (obj is None) == bool(found) or text.strip() in ("null",)
+
+
+def test_orjson_refusals_fall_back_to_json():
+    """Big integers, NaN and lone surrogates parse as :mod:`json` parses them."""
+    obj, found = parse_line('{"n": 123456789012345678901234567890, "x": NaN, "s": "\\ud800"}', 1)
+    assert found == []
+    assert obj["n"] == 123456789012345678901234567890 and obj["x"] != obj["x"] and obj["s"] == "\ud800"
+    _, found = parse_line('{"messages": [}', 4)
+    assert [(p.code, p.line) for p in found] == [("invalid_json", 4)]
+    assert found[0].message.startswith("line 4: not valid JSON (")
+
+
+plain_role = st.sampled_from(["system", "user", "assistant", "tool", "function", "narrator", 7])
+plain_content = st.sampled_from(["", " ", "\n", None, 3, ["x"]]) | st.text(max_size=12)
+plain_message = (
+    st.fixed_dictionaries({"role": plain_role, "content": plain_content})
+    | st.fixed_dictionaries({"content": plain_content, "role": plain_role})
+    | st.fixed_dictionaries({"role": plain_role, "content": plain_content, "name": st.just("ann")})
+    | st.fixed_dictionaries({"role": plain_role})
+    | st.just("not a message")
+)
+
+
+@given(
+    st.fixed_dictionaries({"messages": st.lists(plain_message, max_size=4)})
+    | st.fixed_dictionaries({"messages": st.lists(plain_message, max_size=3), "tools": st.just([])})
+)
+def test_the_checkers_fast_path_agrees_with_full_validation_and_counting(obj):
+    """``checker._plain`` takes only examples that pass every check, and counts, finds the
+    system prompt and fingerprints them exactly as the full path does."""
+    from bot.checker import _plain, _plain_fingerprint, _system_prompt, fingerprint
+    from bot.tokens import get_counter
+
+    counter = get_counter("o200k_base")
+    costs = counter.message_costs(("system", "user", "assistant"))
+    fast = _plain(obj, costs, counter.count_text)
+    problems = validate_example(obj)
+    plain_shape = len(obj) == 1 and all(
+        isinstance(m, dict) and set(m) == {"role", "content"} for m in obj["messages"]
+    )
+    if fast is None:
+        assert problems or not plain_shape or any(m["role"] in ("tool", "function") for m in obj["messages"])
+        return
+    tokens, system = fast
+    assert problems == [] and plain_shape
+    assert tokens == counter.count_obj(obj).tokens
+    assert system == _system_prompt(obj["messages"])
+    assert fingerprint(obj) == _plain_fingerprint(obj["messages"])
