@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ _KEYS_BY_ROLE: dict[str, frozenset[str]] = {
     "function": frozenset({"role", "content", "name"}),
 }
 _PLAIN_ROLES = frozenset({"system", "user", "assistant"})
+fast_loads: Callable[[str], Any]
 try:
     from orjson import loads as fast_loads
 except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,7 +351,7 @@ class Store:
         Returns False (and changes nothing) when the job is not in an expected status,
         which is how a cancel racing with the worker is resolved.
         """
-        encoders = {"metadata": _dumps, "hyperparameters": json.dumps, "error": _dumps,
+        encoders: dict[str, Callable[[Any], Any]] = {"metadata": _dumps, "hyperparameters": json.dumps, "error": _dumps,
                     "result_files": json.dumps}  # fmt: skip
         columns = [f"{name} = ?" for name in fields]
         values = [encoders.get(name, lambda v: v)(value) for name, value in fields.items()]

@@ -87,7 +87,8 @@ class ChatTokenizer:
         kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": add_generation_prompt}
         if tools:
             kwargs["tools"] = list(tools)
-        return self.tokenizer.apply_chat_template(list(messages), **kwargs)
+        conversation: Any = list(messages)
+        return str(self.tokenizer.apply_chat_template(conversation, **kwargs))
 
     def encode_prompt(
         self,

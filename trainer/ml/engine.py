@@ -103,7 +103,8 @@ class LocalEngine:
         with self._lock:
             chat = self._chat_models.get(base_model)
             if chat is None:
-                model = self.registry.load_model(base_model).to(self.device)
+                model: Any = self.registry.load_model(base_model)
+                model = model.to(self.device)
                 chat = ChatModel(
                     model,
                     self.registry.load_tokenizer(base_model),

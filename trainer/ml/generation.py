@@ -121,9 +121,10 @@ class IncrementalDetokenizer:
         self._read = 0
 
     def _decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(
-            ids, skip_special_tokens=True, clean_up_tokenization_spaces=False
+        text = self.tokenizer.decode(
+            list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False
         )
+        return text if isinstance(text, str) else "".join(text)
 
     def push(self, token: int) -> str:
         """Add a token; return the text it completes (may be "" mid-character)."""

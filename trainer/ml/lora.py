@@ -58,7 +58,7 @@ def attach_lora(
     if autocast:
         for module in peft_model.modules():
             if isinstance(module, BaseTunerLayer):
-                module.cast_input_dtype_enabled = False
+                module.cast_input_dtype_enabled = False  # type: ignore[assignment]
     return peft_model
 
 

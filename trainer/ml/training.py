@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -124,7 +125,7 @@ class LoraTrainer:
             raise TrainingError("the training file has no examples", "invalid_training_file")
         try:
             tokenizer = self.registry.load_tokenizer(request.base_model)
-            model = self.registry.load_model(
+            model: Any = self.registry.load_model(
                 request.base_model, base_weight_dtype(self.precision, self.device)
             )
         except UnknownBaseModel as exc:
