@@ -126,7 +126,7 @@ def main() -> None:
     first = sum(m.train_loss for m in cb.steps[:3]) / min(3, len(cb.steps))
     last = sum(m.train_loss for m in cb.steps[-3:]) / min(3, len(cb.steps))
     body = (
-        f"## Marv fine-tune (`python -m bench.bench_marv`)\n\n"
+        f"## Marv fine-tune (`python -m bench.bench_marv{_flags()}`)\n\n"
         f"Machine: {machine()}.\n\n"
         f"SmolLM2-135M-Instruct + LoRA (r={settings.lora.r}, alpha={settings.lora.alpha}, "
         f"base lr {settings.base_learning_rate:g}, all linear layers, precision "
@@ -151,6 +151,15 @@ def main() -> None:
     print(body)
     if not args.no_write:
         write_section("marv", body)
+
+
+def _flags() -> str:
+    """The flags this run was given, so the section says how to reproduce it."""
+    import shlex
+    import sys
+
+    flags = [a for a in sys.argv[1:] if a != "--no-write"]
+    return "".join(" " + shlex.quote(a) for a in flags)
 
 
 def _precision(engine: Any) -> str:
