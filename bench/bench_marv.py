@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--lora-r", type=int, default=None, help="LoRA rank (engine default 16)")
     parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x r)")
-    parser.add_argument("--base-lr", type=float, default=None, help="base learning rate (default 1e-3)")
+    parser.add_argument("--base-lr", type=float, default=None, help="base learning rate (engine default 1e-3, times the auto multiplier)")
     args = parser.parse_args()
 
     from peft import PeftModel

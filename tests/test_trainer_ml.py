@@ -200,7 +200,10 @@ def test_auto_hyperparameters_follow_openai_heuristics(engine: Any) -> None:
     assert engine.resolve_hyperparameters(100, {}).n_epochs == 3
     assert engine.resolve_hyperparameters(20000, {}).n_epochs == 1
     hp = engine.resolve_hyperparameters(131, {"batch_size": "auto"})
-    assert (hp.batch_size, hp.learning_rate_multiplier) == (8, 1.0)
+    assert (hp.batch_size, hp.learning_rate_multiplier) == (8, 0.99)  # 51 steps: sqrt(50/51)
+    assert engine.resolve_hyperparameters(100, {}).learning_rate_multiplier == 1.0  # 39 steps
+    assert engine.resolve_hyperparameters(1062, {}).learning_rate_multiplier == 0.354  # 399 steps
+    assert engine.resolve_hyperparameters(20000, {}).learning_rate_multiplier == 0.3  # the floor
     assert engine.resolve_hyperparameters(5, {}).batch_size == 1
     hp = engine.resolve_hyperparameters(50, {"n_epochs": 2, "batch_size": 3,
                                              "learning_rate_multiplier": 0.5})
