@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -155,9 +157,6 @@ def main() -> None:
 
 def _flags() -> str:
     """The flags this run was given, so the section says how to reproduce it."""
-    import shlex
-    import sys
-
     flags = [a for a in sys.argv[1:] if a != "--no-write"]
     return "".join(" " + shlex.quote(a) for a in flags)
 

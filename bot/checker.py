@@ -30,8 +30,8 @@ from bot.pricing import ModelPrice
 from bot.tokens import REPLY_PRIMING, get_counter
 from bot.validation import (
     MIN_EXAMPLES,
+    PLAIN_ROLES,
     Problem,
-    fast_loads,
     parse_line,
     problem,
     special_token_warning,
@@ -90,8 +90,9 @@ class CheckReport:
     def kept(self) -> list[Problem]:
         """The kept problems of both severities, by line (then in the order found), with
         file-wide problems last."""
-        items = sorted(self._kept[True] + self._kept[False], reverse=True)
-        return sorted((found for _, _, found in items), key=lambda p: p.line is None)
+        items = self._kept[True] + self._kept[False]
+        items.sort(key=lambda item: (item[2].line is None, -item[0], -item[1]))
+        return [found for _, _, found in items]
 
     def list_kept(self) -> None:
         """Fill :attr:`errors` and :attr:`warnings` from the kept problems, by line."""
@@ -225,7 +226,7 @@ def _plain(obj: Any, costs: dict[Any, int], count_text: Any) -> tuple[int, str |
 
 def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str, keep: bool) -> _Scan:
     counter = get_counter(price.encoding)
-    costs = counter.message_costs(("system", "user", "assistant"))
+    costs = counter.message_costs(PLAIN_ROLES)
     count_text = counter.count_text
     report = CheckReport(model=price.model, encoding=price.encoding)
     scan = _Scan(report)
@@ -233,7 +234,6 @@ def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str
     log_add = log.add
     cap = price.training_context
     add = report.add
-    loads = fast_loads
     for number, text in lines:
         if text is None:
             report.examples += 1
@@ -245,13 +245,10 @@ def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str
         if text == NOT_UTF8:
             add(problem("invalid_encoding", "not valid UTF-8", line=number))
             continue
-        try:
-            obj = loads(text)
-        except ValueError:
-            obj, bad_json = parse_line(text, number)
-            if bad_json:
-                add(bad_json[0])
-                continue
+        obj, bad_json = parse_line(text, number)
+        if bad_json:
+            add(bad_json[0])
+            continue
         plain = _plain(obj, costs, count_text)
         if plain is not None:
             tokens, system = plain

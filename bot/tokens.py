@@ -76,10 +76,7 @@ class TokenCounter:
         self.encoding = encoding
         self._count_text, self.approximate = _counter_for(encoding)
         self._cache: dict[str, int] = {}
-        self._role_cost: dict[Any, int] = {
-            role: TOKENS_PER_MESSAGE + self._count_text(role)
-            for role in ("system", "user", "assistant", "tool", "function")
-        }
+        self._role_cost = self.message_costs(("system", "user", "assistant", "tool", "function"))
 
     def message_costs(self, roles: Iterable[str]) -> dict[Any, int]:
         """Tokens a message of each role costs besides its content (for fast paths)."""

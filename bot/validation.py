@@ -28,7 +28,7 @@ _KEYS_BY_ROLE: dict[str, frozenset[str]] = {
     "tool": frozenset({"role", "content", "tool_call_id"}),
     "function": frozenset({"role", "content", "name"}),
 }
-_PLAIN_ROLES = frozenset({"system", "user", "assistant"})
+PLAIN_ROLES = frozenset({"system", "user", "assistant"})
 fast_loads: Callable[[str], Any]
 try:
     from orjson import loads as fast_loads
@@ -181,7 +181,7 @@ def _is_plain_valid(obj: Any) -> bool:
             return False
         content = message.get("content")
         role = message.get("role")
-        if type(content) is not str or role not in _PLAIN_ROLES or not content or content.isspace():
+        if type(content) is not str or role not in PLAIN_ROLES or not content or content.isspace():
             return False
         if role == "assistant":
             has_assistant = True
