@@ -1,7 +1,7 @@
 """Benchmark: checking a JSONL training file (``tunecord check``).
 
 Compares, in one run on the same file:
-  * ours: ``bot.checker.check_file`` (streaming validate + dedupe + exact count + cost);
+  * ours: ``bot.dataset.checker.check_file`` (streaming validate + dedupe + exact count + cost);
   * cookbook: OpenAI's data-prep notebook approach written out here (load every line,
     run its format checks, count every example with tiktoken, sum capped lengths);
   * bare tiktoken: ``encode_ordinary_batch`` over the same texts (the example's string
@@ -82,8 +82,8 @@ def texts_of(path: Path) -> list[str]:
 def peak_rss_mb(path: Path) -> tuple[float, int]:
     code = (
         "import sys\n"
-        "from bot.checker import check_file\n"
-        "from bot.pricing import PriceCatalogue\n"
+        "from bot.dataset.checker import check_file\n"
+        "from bot.dataset.pricing import PriceCatalogue\n"
         f"r = check_file(sys.argv[1], PriceCatalogue.load().get({MODEL!r}), workers=1)\n"
         "peak = max(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
         "print(peak / 1024, r.valid_examples)\n"
@@ -105,9 +105,9 @@ def main() -> None:
     shared_tiktoken()
     import tiktoken
 
-    from bot.checker import check_file
-    from bot.pricing import PriceCatalogue
-    from bot.tokens import get_counter
+    from bot.dataset.checker import check_file
+    from bot.dataset.pricing import PriceCatalogue
+    from bot.dataset.tokens import get_counter
 
     price = PriceCatalogue.load().get(MODEL)
     get_counter(price.encoding).count_text("warm up")  # load the BPE outside the timings

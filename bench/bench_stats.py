@@ -32,8 +32,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.examples import ChatExample
-from bot.tokens import TokenCounter
+from bot.dataset.examples import ChatExample
+from bot.dataset.tokens import TokenCounter
 from storage.db import Database
 from storage.examples import ExampleRepository
 from storage.records import DatasetStats

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bot.config import SettingsError, load_settings
+from bot.settings import SettingsError, load_settings
 
 TOKEN_HELP = """tunecord needs a Discord bot token to start.
 

@@ -6,7 +6,7 @@ import dataclasses
 import sqlite3
 from typing import Any
 
-from bot.policy import SystemPromptPolicy
+from bot.dataset.policy import SystemPromptPolicy
 from storage.db import Database, parse_timestamp
 from storage.errors import DuplicateError
 from storage.records import Dataset

@@ -20,7 +20,7 @@ process being killed (SIGKILL, OOM, crash): the data is in the operating system'
 cache and the next open replays the WAL. It is *not* fsynced on every commit, so a power
 loss or kernel crash can lose the last transactions (never corrupt the file). Pass
 ``synchronous="FULL"`` to fsync the WAL on every commit and survive power loss too, at the
-cost of one fsync per transaction. ``tests/test_storage_crash.py`` checks the SIGKILL
+cost of one fsync per transaction. ``tests/storage/test_crash.py`` checks the SIGKILL
 guarantee.
 """
 

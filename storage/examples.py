@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from bot.examples import ChatExample
+from bot.dataset.examples import ChatExample
 from storage.db import Database, Reader, Transaction, parse_timestamp
 from storage.errors import DuplicateError, NotFoundError
 from storage.records import (

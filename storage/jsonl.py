@@ -1,8 +1,8 @@
 """JSONL import into a dataset, and export of a dataset as the file a fine-tune uploads.
 
-Import streams the file a batch of lines at a time (:func:`bot.checker.read_lines`: BOM
+Import streams the file a batch of lines at a time (:func:`bot.dataset.checker.read_lines`: BOM
 and CRLF accepted, over-long lines skipped in bounded reads), validates each line
-(:mod:`bot.validation`), skips content the dataset already has (earlier in the file
+(:mod:`bot.dataset.validation`), skips content the dataset already has (earlier in the file
 included), counts tokens for the dataset's encoding and inserts each batch in one
 transaction with its counts. Parsing and tokenising run in a worker thread so the bot's
 event loop stays responsive; the write lock is held only while a batch is inserted.
@@ -25,11 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from bot.checker import NOT_UTF8, read_lines
-from bot.examples import ChatExample
-from bot.policy import apply_policy
-from bot.tokens import count_examples
-from bot.validation import Problem, parse_line, problem, special_token_warning, validate_example
+from bot.dataset.checker import NOT_UTF8, read_lines
+from bot.dataset.examples import ChatExample
+from bot.dataset.policy import apply_policy
+from bot.dataset.tokens import count_examples
+from bot.dataset.validation import (
+    Problem,
+    parse_line,
+    problem,
+    special_token_warning,
+    validate_example,
+)
 from storage.datasets import DatasetRepository
 from storage.db import Database
 from storage.errors import NotFoundError

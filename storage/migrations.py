@@ -5,7 +5,7 @@ version. The runner records each applied migration (version, name, sha256 of its
 ``schema_migrations`` and refuses to start on a database whose record disagrees with this
 list (an edited migration, or a database written by newer code). A fresh database and one
 created at an earlier version end in the same schema, because both run the same SQL in the
-same order (``tests/test_storage_migrations.py`` compares their ``sqlite_master``).
+same order (``tests/storage/test_migrations.py`` compares their ``sqlite_master``).
 
 Each migration runs in its own ``BEGIN IMMEDIATE`` transaction with its record, so a crash
 mid-migration leaves the database at the previous version. A future migration that must

@@ -8,8 +8,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 from typing import Any
 
-from bot.examples import ChatExample
-from bot.policy import SystemPromptPolicy
+from bot.dataset.examples import ChatExample
+from bot.dataset.policy import SystemPromptPolicy
 
 MICROS_PER_USD = 1_000_000
 

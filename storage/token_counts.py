@@ -6,8 +6,8 @@ import asyncio
 from dataclasses import dataclass
 from functools import cache
 
-from bot.pricing import PriceCatalogue, UnknownModel
-from bot.tokens import FALLBACK_ENCODING, count_examples, encoding_for_model
+from bot.dataset.pricing import PriceCatalogue, UnknownModel
+from bot.dataset.tokens import FALLBACK_ENCODING, count_examples, encoding_for_model
 from storage.examples import DEFAULT_BILLED_CAP, ExampleRepository
 
 

@@ -1,7 +1,7 @@
 """Reading and validating a fine-tuning JSONL file with tunecord's shared validation.
 
-Lines are decoded by :func:`bot.checker.read_lines` (BOM, CRLF, UTF-8) and checked by
-:mod:`bot.validation`, so the trainer reports the same codes and messages (``line 7:
+Lines are decoded by :func:`bot.dataset.checker.read_lines` (BOM, CRLF, UTF-8) and checked by
+:mod:`bot.dataset.validation`, so the trainer reports the same codes and messages (``line 7:
 ...``) as the bot's own file checker. Blank lines are skipped. Warnings are returned for
 the job's event log; errors make the file unusable.
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.checker import read_lines
-from bot.validation import (
+from bot.dataset.checker import read_lines
+from bot.dataset.validation import (
     MIN_EXAMPLES,
     Problem,
     parse_line,

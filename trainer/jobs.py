@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.cost import auto_epochs
+from bot.dataset.cost import auto_epochs
 from trainer import ids
 from trainer.datafile import DataFileError, load_examples
 from trainer.engine import (

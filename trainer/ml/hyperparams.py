@@ -22,7 +22,7 @@ def _auto_epochs(n_examples: int) -> int:
 
 
 try:  # the bot's copy is the reference when present
-    from bot.cost import auto_epochs
+    from bot.dataset.cost import auto_epochs
 except ImportError:  # pragma: no cover - depends on the lead's module
     auto_epochs = _auto_epochs
 

@@ -1,0 +1,425 @@
+"""Streaming check of a training file: errors by line, tier, billed tokens and cost.
+
+A scan reads one line at a time and keeps only counters, the first problems by line and
+a fixed-size buffer of example fingerprints that spills sorted runs to a temporary folder
+(:mod:`bot.dataset.duplicates`), so memory is the same on a file of a thousand lines or millions.
+Text-only examples, the common case, are validated, counted and fingerprinted in one pass
+over their messages. Large files are split at line boundaries and scanned by one process
+per core; the parts are merged in file order, so the report is the same as a single
+scan's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import multiprocessing
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import IO, Any
+
+from bot.dataset.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
+from bot.dataset.duplicates import Duplicate, DuplicateLog, Run, find_duplicates
+from bot.dataset.pricing import ModelPrice
+from bot.dataset.tokens import REPLY_PRIMING, get_counter
+from bot.dataset.validation import (
+    MIN_EXAMPLES,
+    PLAIN_ROLES,
+    Problem,
+    parse_line,
+    problem,
+    special_token_warning,
+    validate_example,
+)
+
+MAX_LINE_BYTES = 8 * 1024 * 1024
+"""Longer lines are reported as ``line_too_long`` without being held in memory."""
+MAX_KEPT_PROBLEMS = 1000
+"""Problems beyond this many (per severity) are counted by code but not listed."""
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+"""Files smaller than this are scanned in-process: starting workers would cost more."""
+
+
+@dataclass
+class CheckReport:
+    model: str
+    encoding: str
+    examples: int = 0
+    valid_examples: int = 0
+    billed_tokens: int = 0
+    estimated_tokens: bool = False
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    error_counts: Counter[str] = field(default_factory=Counter)
+    warning_counts: Counter[str] = field(default_factory=Counter)
+    epochs: int = 0
+    tier: TierProgress | None = None
+    cost: CostEstimate | None = None
+    _kept: dict[bool, list[tuple[int, int, Problem]]] = field(
+        default_factory=lambda: {True: [], False: []}, repr=False, compare=False
+    )
+    _order: int = field(default=0, repr=False, compare=False)
+
+    @property
+    def trainable(self) -> bool:
+        return not self.error_counts and self.valid_examples >= MIN_EXAMPLES
+
+    def add(self, found: Problem) -> None:
+        """Count ``found`` and keep it if it is among the first problems by line."""
+        counts = self.error_counts if found.is_error else self.warning_counts
+        counts[found.code] += 1
+        self.keep(found)
+
+    def keep(self, found: Problem) -> None:
+        """Keep ``found`` listed (not counted) while it is among the
+        :data:`MAX_KEPT_PROBLEMS` lowest-line problems of its severity."""
+        heap = self._kept[found.is_error]
+        self._order += 1
+        item = (-(found.line or 0), -self._order, found)  # file-wide problems are always kept
+        if len(heap) < MAX_KEPT_PROBLEMS:
+            heapq.heappush(heap, item)
+        elif item > heap[0]:
+            heapq.heapreplace(heap, item)
+
+    def kept(self) -> list[Problem]:
+        """The kept problems of both severities, by line (then in the order found), with
+        file-wide problems last."""
+        items = self._kept[True] + self._kept[False]
+        items.sort(key=lambda item: (item[2].line is None, -item[0], -item[1]))
+        return [found for _, _, found in items]
+
+    def list_kept(self) -> None:
+        """Fill :attr:`errors` and :attr:`warnings` from the kept problems, by line."""
+        problems = self.kept()
+        self.errors = [p for p in problems if p.is_error]
+        self.warnings = [p for p in problems if not p.is_error]
+
+    def to_json(self) -> dict[str, Any]:
+        cost = self.cost
+        return {
+            "model": self.model,
+            "encoding": self.encoding,
+            "examples": self.examples,
+            "valid_examples": self.valid_examples,
+            "trainable": self.trainable,
+            "errors": [p.to_dict() for p in self.errors],
+            "error_counts": dict(self.error_counts),
+            "warnings": [p.to_dict() for p in self.warnings],
+            "warning_counts": dict(self.warning_counts),
+            "tier": self.tier.tier.value if self.tier else None,
+            "next_tier": self.tier.next_tier.value if self.tier and self.tier.next_tier else None,
+            "examples_to_next_tier": self.tier.needed_for_next if self.tier else None,
+            "billed_tokens": self.billed_tokens,
+            "tokens_estimated": self.estimated_tokens,
+            "epochs": self.epochs,
+            "charged_tokens": cost.charged_tokens if cost else 0,
+            "price_per_1k_usd": str(cost.price_per_1k) if cost else None,
+            "estimated_cost_usd": float(cost.cost_rounded()) if cost else None,
+            "model_retired": cost.retired if cost else False,
+            "shutdown_date": cost.shutdown_date.isoformat() if cost and cost.shutdown_date else None,
+        }
+
+
+def fingerprint(obj: dict[str, Any]) -> int:
+    """A 64-bit fingerprint of an example's content, independent of key order.
+
+    Text-only examples (see :func:`_plain`) hash their (role, content) pairs; others hash
+    their messages' (key, value) sets, and anything with nested values a digest of
+    canonical JSON. Python's string hash is seeded per process, so fingerprints compare
+    only within one run (and its forked workers).
+    """
+    messages = obj["messages"]
+    if len(obj) == 1 and all(len(m) == 2 and "role" in m and "content" in m for m in messages):
+        return _plain_fingerprint(messages)
+    try:
+        key: tuple[Any, ...] = tuple(frozenset(m.items()) for m in messages)
+        if len(obj) > 1:
+            key = (key, json.dumps(obj, sort_keys=True))
+        return hash(key) & _U64
+    except TypeError:
+        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _plain_fingerprint(messages: list[dict[str, Any]]) -> int:
+    return hash(tuple([(m["role"], m["content"]) for m in messages])) & _U64
+
+
+_U64 = (1 << 64) - 1
+
+
+def read_lines(
+    stream: IO[bytes], max_bytes: int = MAX_LINE_BYTES, *, first_line: int = 1, end: int | None = None
+) -> Iterator[tuple[int, str | None]]:
+    """(line number, text) per line; BOM and CRLF accepted; ``None`` for a line too long
+    (skipped in bounded reads). Not-UTF-8 lines come back as :data:`NOT_UTF8`. With
+    ``end``, stops at the first line starting at or after that byte offset."""
+    number = first_line - 1
+    while end is None or stream.tell() < end:
+        raw = stream.readline(max_bytes + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > max_bytes and not raw.endswith(b"\n"):
+            while raw and not raw.endswith(b"\n"):
+                raw = stream.readline(max_bytes + 1)
+            yield number, None
+            continue
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            yield number, raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            yield number, NOT_UTF8
+
+
+NOT_UTF8 = "\x00not-utf8"
+
+
+@dataclass
+class _Scan:
+    """What one scan of a run of lines found, before it is merged into a report."""
+
+    report: CheckReport
+    runs: list[Run] = field(default_factory=list)
+    first_system: tuple[int, str | None] | None = None
+    first_disagreement: int | None = None
+
+
+def _plain(obj: Any, costs: dict[Any, int], count_text: Any) -> tuple[int, str | None] | None:
+    """(tokens, system prompt) of a text-only example that passes every check, else None.
+
+    The scan's fast path: one loop over the messages validates, counts and finds the
+    system prompt. The conditions are validation's fast path's (``messages`` alone, a
+    non-empty list of ``{role, content}`` with role system, user or assistant, non-blank
+    string content, an assistant message); anything else takes the full checks.
+    """
+    if type(obj) is not dict or len(obj) != 1:
+        return None
+    messages = obj.get("messages")
+    if type(messages) is not list or not messages:
+        return None
+    total = REPLY_PRIMING
+    system = None
+    has_assistant = False
+    for message in messages:
+        if type(message) is not dict or len(message) != 2:
+            return None
+        role = message.get("role")
+        content = message.get("content")
+        cost = costs.get(role)
+        if cost is None or type(content) is not str or not content or content.isspace():
+            return None
+        if role == "assistant":
+            has_assistant = True
+        elif system is None and role == "system":
+            system = content
+        total += cost + count_text(content)
+    return (total, system) if has_assistant else None
+
+
+def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str, keep: bool) -> _Scan:
+    counter = get_counter(price.encoding)
+    costs = counter.message_costs(PLAIN_ROLES)
+    count_text = counter.count_text
+    report = CheckReport(model=price.model, encoding=price.encoding)
+    scan = _Scan(report)
+    log = DuplicateLog(spill)
+    log_add = log.add
+    cap = price.training_context
+    add = report.add
+    for number, text in lines:
+        if text is None:
+            report.examples += 1
+            add(problem("line_too_long", f"longer than {MAX_LINE_BYTES} bytes", line=number))
+            continue
+        if not text or text.isspace():
+            continue
+        report.examples += 1
+        if text == NOT_UTF8:
+            add(problem("invalid_encoding", "not valid UTF-8", line=number))
+            continue
+        obj, bad_json = parse_line(text, number)
+        if bad_json:
+            add(bad_json[0])
+            continue
+        plain = _plain(obj, costs, count_text)
+        if plain is not None:
+            tokens, system = plain
+            fp = _plain_fingerprint(obj["messages"])
+        else:
+            found = validate_example(obj, line=number)
+            if found:
+                for p in found:
+                    add(p)
+                if any(p.is_error for p in found):
+                    continue
+            fp = fingerprint(obj)
+            system = _system_prompt(obj["messages"])
+            count = counter.count_obj(obj)
+            tokens = count.tokens
+            if count.estimated:
+                report.estimated_tokens = True
+        report.valid_examples += 1  # duplicates are taken off when the scan is merged
+        if scan.first_system is None:
+            scan.first_system = (number, system)
+        elif scan.first_disagreement is None and system != scan.first_system[1]:
+            scan.first_disagreement = number
+        if "<|" in text:
+            warning = special_token_warning(text, line=number)
+            if warning is not None:
+                add(warning)
+        if tokens > cap:
+            add(
+                problem(
+                    "example_too_long",
+                    f"{tokens} tokens, over {price.model}'s {cap}-token training context; "
+                    f"it will be truncated and billed at {cap}",
+                    line=number,
+                    severity="warning",
+                )
+            )
+            tokens = cap
+        report.billed_tokens += tokens
+        log_add(fp, number, tokens)
+    if keep:
+        scan.runs = log.seal()
+    else:
+        _take_off_duplicates(report, log.duplicates())
+    return scan
+
+
+def _system_prompt(messages: list[dict[str, Any]]) -> str | None:
+    for message in messages:
+        if message.get("role") == "system":
+            content = message.get("content")
+            return content if isinstance(content, str) else None
+    return None
+
+
+def _take_off_duplicates(report: CheckReport, duplicates: Iterable[Duplicate]) -> None:
+    for line, first_line, billed in duplicates:
+        report.add(problem("duplicate_example", f"duplicates line {first_line}", line=line))
+        report.valid_examples -= 1
+        report.billed_tokens -= billed
+
+
+def _finish(
+    scans: list[_Scan], price: ModelPrice, epochs: int | str | None, today: date | None, spill: str
+) -> CheckReport:
+    """Merge scans (in file order) into one report: cross-part duplicates, system prompt."""
+    report = CheckReport(model=price.model, encoding=price.encoding)
+    for scan in scans:
+        part = scan.report
+        report.examples += part.examples
+        report.valid_examples += part.valid_examples
+        report.billed_tokens += part.billed_tokens
+        report.estimated_tokens |= part.estimated_tokens
+        report.error_counts.update(part.error_counts)
+        report.warning_counts.update(part.warning_counts)
+        for found in part.kept():
+            report.keep(found)
+    runs = [run for scan in scans for run in scan.runs]
+    if runs:
+        _take_off_duplicates(report, find_duplicates(runs, spill))
+    firsts = [s.first_system for s in scans if s.first_system is not None]
+    if firsts:
+        first_line, first_prompt = firsts[0]
+        disagreements = [s.first_disagreement for s in scans if s.first_disagreement is not None]
+        disagreements += [line for line, prompt in firsts[1:] if prompt != first_prompt]
+        if disagreements:
+            report.add(
+                problem(
+                    "inconsistent_system_prompt",
+                    f"system prompt differs from line {first_line}'s; "
+                    "the model will be chatted with under one prompt",
+                    line=min(disagreements),
+                    severity="warning",
+                )
+            )
+    if report.valid_examples < MIN_EXAMPLES:
+        report.add(
+            problem(
+                "too_few_examples",
+                f"{report.valid_examples} valid example(s); at least {MIN_EXAMPLES} are needed to train",
+            )
+        )
+    report.list_kept()
+    report.tier = tier_for(report.valid_examples)
+    report.epochs = resolve_epochs(epochs, report.valid_examples)
+    report.cost = estimate_cost(price, report.billed_tokens, report.epochs, today)
+    return report
+
+
+def check_lines(
+    lines: Iterable[tuple[int, str | None]],
+    price: ModelPrice,
+    *,
+    epochs: int | str | None = "auto",
+    today: date | None = None,
+) -> CheckReport:
+    """Validate, deduplicate and count a stream of numbered JSONL lines in-process."""
+    with tempfile.TemporaryDirectory(prefix="tunecord-check-") as spill:
+        return _finish([_scan(lines, price, spill, keep=False)], price, epochs, today, spill)
+
+
+def check_file(
+    path: str | Path,
+    price: ModelPrice,
+    *,
+    epochs: int | str | None = "auto",
+    today: date | None = None,
+    workers: int | None = None,
+    parallel_min_bytes: int = PARALLEL_MIN_BYTES,
+) -> CheckReport:
+    """Check a file; large files are split across ``workers`` processes (default: cores)."""
+    path = Path(path)
+    size = path.stat().st_size
+    workers = workers or os.cpu_count() or 1
+    methods = multiprocessing.get_all_start_methods()
+    with tempfile.TemporaryDirectory(prefix="tunecord-check-") as spill:
+        if workers < 2 or size < parallel_min_bytes or "fork" not in methods:
+            with open(path, "rb") as stream:
+                scan = _scan(read_lines(stream), price, spill, keep=False)
+            return _finish([scan], price, epochs, today, spill)
+        parts = _split(path, size, workers)
+        context = multiprocessing.get_context("fork")
+        with context.Pool(len(parts)) as pool:
+            scans = pool.starmap(
+                _scan_part, [(str(path), start, end, line, price, spill) for start, end, line in parts]
+            )
+        return _finish(scans, price, epochs, today, spill)
+
+
+def _split(path: Path, size: int, parts: int) -> list[tuple[int, int, int]]:
+    """(start byte, end byte, first line number) of ``parts`` runs of whole lines."""
+    bounds = [0]
+    with open(path, "rb") as stream:
+        for i in range(1, parts):
+            stream.seek(max(size * i // parts, bounds[-1]))
+            stream.readline()
+            bounds.append(min(stream.tell(), size))
+        bounds.append(size)
+        first_lines = [1]
+        stream.seek(0)
+        position = 0
+        lines = 0
+        for bound in bounds[1:-1]:
+            while position < bound:
+                block = stream.read(min(1 << 20, bound - position))
+                lines += block.count(b"\n")
+                position += len(block)
+            first_lines.append(lines + 1)
+    return [(bounds[i], bounds[i + 1], first_lines[i]) for i in range(parts) if bounds[i] < bounds[i + 1]]
+
+
+def _scan_part(path: str, start: int, end: int, first_line: int, price: ModelPrice, spill: str) -> _Scan:
+    with open(path, "rb") as stream:
+        stream.seek(start)
+        return _scan(read_lines(stream, first_line=first_line, end=end), price, spill, keep=True)
