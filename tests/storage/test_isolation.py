@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from storage.errors import NotFoundError
-from storage.jsonl import export_jsonl, import_jsonl
+from bot.services.imports import export_jsonl, import_jsonl
 from storage.records import ExampleStatus
 from storage.store import Storage
 from tests.storage.helpers import ALICE, BOB, GUILD_A, GUILD_B, example

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bot.dataset.tokens import count_example
 from storage.records import DatasetStats, ExampleStatus
 from storage.store import Storage
-from storage.token_counts import Counting, counting_for_model, fill_missing_counts
+from bot.services.counting import Counting, counting_for_model, fill_missing_counts
 from tests.storage.helpers import GUILD_A, example
 
 ENCODINGS = ("cl100k_base", "o200k_base")

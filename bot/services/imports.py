@@ -42,7 +42,7 @@ from storage.errors import NotFoundError
 from storage.examples import ExampleRepository, PreparedExample
 from storage.guilds import GuildRepository
 from storage.records import Dataset, ExampleSource, ExampleStatus
-from storage.token_counts import Counting, counting_for_model
+from bot.services.counting import Counting, counting_for_model
 
 MAX_LINE_BYTES = 1 << 20
 """Default cap on one line's length; longer lines are ``line_too_long`` errors."""

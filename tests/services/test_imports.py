@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from bot.dataset.examples import ChatExample
 from bot.dataset.tokens import count_example
-from storage.jsonl import ImportReport, export_jsonl, import_jsonl
+from bot.services.imports import ImportReport, export_jsonl, import_jsonl
 from storage.records import ExampleStatus
 from storage.store import Storage
 from tests.storage.helpers import ALICE, GUILD_A, example
