@@ -5,9 +5,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+
+from storage.store import Storage
 
 _SHARED_TIKTOKEN = Path(__file__).resolve().parents[2] / "shared" / "tiktoken"
 if "TIKTOKEN_CACHE_DIR" not in os.environ and _SHARED_TIKTOKEN.is_dir():
@@ -50,3 +53,11 @@ socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 @pytest.fixture
 def tmp_db_path(tmp_path: Path) -> Path:
     return tmp_path / "tunecord.sqlite3"
+
+
+@pytest.fixture
+async def store(tmp_db_path: Path) -> AsyncIterator[Storage]:
+    """A real, migrated SQLite database in a temporary folder, closed after the test."""
+    storage = await Storage.open(tmp_db_path)
+    yield storage
+    await storage.close()

@@ -1,9 +1,9 @@
 """Reading and validating a fine-tuning JSONL file with tunecord's shared validation.
 
-Lines are decoded by :func:`bot.dataset.checker.read_lines` (BOM, CRLF, UTF-8) and checked by
-:mod:`bot.dataset.validation`, so the trainer reports the same codes and messages (``line 7:
-...``) as the bot's own file checker. Blank lines are skipped. Warnings are returned for
-the job's event log; errors make the file unusable.
+Each line goes through :func:`bot.dataset.lines.check_line`, the one per-line check that
+``tunecord check`` and the bot's import use too, so the trainer refuses exactly the lines
+they refuse, with the same codes and messages (``line 7: ...``). Blank lines are skipped.
+Warnings are returned for the job's event log; errors make the file unusable.
 """
 
 from __future__ import annotations
@@ -12,15 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.dataset.checker import read_lines
-from bot.dataset.validation import (
-    MIN_EXAMPLES,
-    Problem,
-    parse_line,
-    problem,
-    special_token_warning,
-    validate_example,
-)
+from bot.dataset.lines import check_line, read_lines
+from bot.dataset.validation import MIN_EXAMPLES, Problem
 
 MAX_LISTED_ERRORS = 3
 """How many bad lines a failure message names before summarising the rest."""
@@ -55,15 +48,14 @@ def load_examples(path: Path, *, param: str, min_examples: int = MIN_EXAMPLES) -
     errors: list[Problem] = []
     with open(path, "rb") as stream:
         for number, text in read_lines(stream):
-            if text is not None and not text.strip():
+            checked = check_line(number, text)
+            if checked is None:
                 continue
-            found, obj = _check_line(number, text)
-            bad = [p for p in found if p.is_error]
-            if bad:
-                errors.extend(bad)
+            if not checked.ok:
+                errors.extend(p for p in checked.problems if p.is_error)
                 continue
-            loaded.warnings.extend(found)
-            loaded.examples.append(obj)
+            loaded.warnings.extend(checked.problems)
+            loaded.examples.append(checked.example)
     if errors:
         raise DataFileError(_describe(errors, param), code=f"invalid_{param}", param=param)
     n = len(loaded.examples)
@@ -75,22 +67,6 @@ def load_examples(path: Path, *, param: str, min_examples: int = MIN_EXAMPLES) -
             param=param,
         )
     return loaded
-
-
-def _check_line(number: int, text: str | None) -> tuple[list[Problem], Any]:
-    if text is None:
-        return [problem("line_too_long", "the line is too long", line=number)], None
-    if text == "\x00not-utf8":
-        return [problem("invalid_encoding", "not valid UTF-8", line=number)], None
-    obj, found = parse_line(text, number)
-    if found:
-        return found, None
-    found = validate_example(obj, line=number)
-    if not any(p.is_error for p in found):
-        warning = special_token_warning(text, line=number)
-        if warning is not None:
-            found.append(warning)
-    return found, obj
 
 
 def _describe(errors: list[Problem], param: str) -> str:

@@ -12,20 +12,20 @@ scan's.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import multiprocessing
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from bot.dataset.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
 from bot.dataset.duplicates import Duplicate, DuplicateLog, Run, find_duplicates
+from bot.dataset.lines import ProblemLog, example_problems, is_blank, read_lines, read_problem
 from bot.dataset.pricing import ModelPrice
 from bot.dataset.tokens import REPLY_PRIMING, get_counter
 from bot.dataset.validation import (
@@ -35,13 +35,8 @@ from bot.dataset.validation import (
     parse_line,
     problem,
     special_token_warning,
-    validate_example,
 )
 
-MAX_LINE_BYTES = 8 * 1024 * 1024
-"""Longer lines are reported as ``line_too_long`` without being held in memory."""
-MAX_KEPT_PROBLEMS = 1000
-"""Problems beyond this many (per severity) are counted by code but not listed."""
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 """Files smaller than this are scanned in-process: starting workers would cost more."""
 
@@ -56,47 +51,30 @@ class CheckReport:
     estimated_tokens: bool = False
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    error_counts: Counter[str] = field(default_factory=Counter)
-    warning_counts: Counter[str] = field(default_factory=Counter)
     epochs: int = 0
     tier: TierProgress | None = None
     cost: CostEstimate | None = None
-    _kept: dict[bool, list[tuple[int, int, Problem]]] = field(
-        default_factory=lambda: {True: [], False: []}, repr=False, compare=False
-    )
-    _order: int = field(default=0, repr=False, compare=False)
+    log: ProblemLog = field(default_factory=ProblemLog, repr=False, compare=False)
 
     @property
     def trainable(self) -> bool:
         return not self.error_counts and self.valid_examples >= MIN_EXAMPLES
 
+    @property
+    def error_counts(self) -> Counter[str]:
+        return self.log.error_counts
+
+    @property
+    def warning_counts(self) -> Counter[str]:
+        return self.log.warning_counts
+
     def add(self, found: Problem) -> None:
-        """Count ``found`` and keep it if it is among the first problems by line."""
-        counts = self.error_counts if found.is_error else self.warning_counts
-        counts[found.code] += 1
-        self.keep(found)
-
-    def keep(self, found: Problem) -> None:
-        """Keep ``found`` listed (not counted) while it is among the
-        :data:`MAX_KEPT_PROBLEMS` lowest-line problems of its severity."""
-        heap = self._kept[found.is_error]
-        self._order += 1
-        item = (-(found.line or 0), -self._order, found)  # file-wide problems are always kept
-        if len(heap) < MAX_KEPT_PROBLEMS:
-            heapq.heappush(heap, item)
-        elif item > heap[0]:
-            heapq.heapreplace(heap, item)
-
-    def kept(self) -> list[Problem]:
-        """The kept problems of both severities, by line (then in the order found), with
-        file-wide problems last."""
-        items = self._kept[True] + self._kept[False]
-        items.sort(key=lambda item: (item[2].line is None, -item[0], -item[1]))
-        return [found for _, _, found in items]
+        """Count ``found`` and list it if it is among the first problems by line."""
+        self.log.add(found)
 
     def list_kept(self) -> None:
-        """Fill :attr:`errors` and :attr:`warnings` from the kept problems, by line."""
-        problems = self.kept()
+        """Fill :attr:`errors` and :attr:`warnings` from the listed problems, by line."""
+        problems = self.log.listed()
         self.errors = [p for p in problems if p.is_error]
         self.warnings = [p for p in problems if not p.is_error]
 
@@ -154,32 +132,6 @@ def _plain_fingerprint(messages: list[dict[str, Any]]) -> int:
 _U64 = (1 << 64) - 1
 
 
-def read_lines(
-    stream: IO[bytes], max_bytes: int = MAX_LINE_BYTES, *, first_line: int = 1, end: int | None = None
-) -> Iterator[tuple[int, str | None]]:
-    """(line number, text) per line; BOM and CRLF accepted; ``None`` for a line too long
-    (skipped in bounded reads). Not-UTF-8 lines come back as :data:`NOT_UTF8`. With
-    ``end``, stops at the first line starting at or after that byte offset."""
-    number = first_line - 1
-    while end is None or stream.tell() < end:
-        raw = stream.readline(max_bytes + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > max_bytes and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):
-                raw = stream.readline(max_bytes + 1)
-            yield number, None
-            continue
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        try:
-            yield number, raw.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            yield number, NOT_UTF8
-
-
-NOT_UTF8 = "\x00not-utf8"
 
 
 @dataclass
@@ -213,7 +165,7 @@ def _plain(obj: Any, costs: dict[Any, int], count_text: Any) -> tuple[int, str |
             return None
         role = message.get("role")
         content = message.get("content")
-        cost = costs.get(role)
+        cost = costs.get(role) if type(role) is str else None
         if cost is None or type(content) is not str or not content or content.isspace():
             return None
         if role == "assistant":
@@ -235,16 +187,15 @@ def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str
     cap = price.training_context
     add = report.add
     for number, text in lines:
-        if text is None:
+        unreadable = read_problem(number, text)
+        if unreadable is not None:
             report.examples += 1
-            add(problem("line_too_long", f"longer than {MAX_LINE_BYTES} bytes", line=number))
+            add(unreadable)
             continue
-        if not text or text.isspace():
+        assert text is not None
+        if is_blank(text):
             continue
         report.examples += 1
-        if text == NOT_UTF8:
-            add(problem("invalid_encoding", "not valid UTF-8", line=number))
-            continue
         obj, bad_json = parse_line(text, number)
         if bad_json:
             add(bad_json[0])
@@ -253,8 +204,12 @@ def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str
         if plain is not None:
             tokens, system = plain
             fp = _plain_fingerprint(obj["messages"])
+            if "<|" in text:
+                warning = special_token_warning(text, line=number)
+                if warning is not None:
+                    add(warning)
         else:
-            found = validate_example(obj, line=number)
+            found = example_problems(obj, number, text)
             if found:
                 for p in found:
                     add(p)
@@ -271,10 +226,6 @@ def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str
             scan.first_system = (number, system)
         elif scan.first_disagreement is None and system != scan.first_system[1]:
             scan.first_disagreement = number
-        if "<|" in text:
-            warning = special_token_warning(text, line=number)
-            if warning is not None:
-                add(warning)
         if tokens > cap:
             add(
                 problem(
@@ -321,10 +272,7 @@ def _finish(
         report.valid_examples += part.valid_examples
         report.billed_tokens += part.billed_tokens
         report.estimated_tokens |= part.estimated_tokens
-        report.error_counts.update(part.error_counts)
-        report.warning_counts.update(part.warning_counts)
-        for found in part.kept():
-            report.keep(found)
+        report.log.merge(part.log)
     runs = [run for scan in scans for run in scan.runs]
     if runs:
         _take_off_duplicates(report, find_duplicates(runs, spill))
@@ -346,7 +294,7 @@ def _finish(
     if report.valid_examples < MIN_EXAMPLES:
         report.add(
             problem(
-                "too_few_examples",
+                "invalid_n_examples",
                 f"{report.valid_examples} valid example(s); at least {MIN_EXAMPLES} are needed to train",
             )
         )

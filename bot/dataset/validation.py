@@ -35,6 +35,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
     fast_loads = json.loads
 
+_LONG_NUMBER = re.compile(r"\d{20}")
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 
 
@@ -81,15 +82,57 @@ def parse_line(text: str, line: int) -> tuple[Any, list[Problem]]:
     orjson decodes the common case; whatever it refuses (big integers, NaN, lone
     surrogates, invalid JSON) goes through :mod:`json`, which decides and explains.
     """
+    if _LONG_NUMBER.search(text) is None:  # orjson reads integers past 64 bits as floats
+        try:
+            return fast_loads(text), []
+        except ValueError:
+            pass
     try:
-        return fast_loads(text), []
-    except ValueError:
-        pass
-    try:
-        return json.loads(text), []
+        obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotJson as exc:
+        return None, [problem("invalid_json", f"not valid JSON ({exc})", line=line)]
     except (ValueError, RecursionError) as exc:
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        if isinstance(exc, json.JSONDecodeError):
+            detail = exc.msg
+        elif "int_max_str_digits" in str(exc):
+            detail = "a number has more than 4,300 digits"
+        else:
+            detail = str(exc)
         return None, [problem("invalid_json", f"not valid JSON ({detail})", line=line)]
+    if "\\u" in text and _has_lone_surrogate(obj):
+        return None, [
+            problem(
+                "invalid_encoding",
+                "contains a lone surrogate escape (such as \\ud800), which is not valid Unicode",
+                line=line,
+            )
+        ]
+    return obj, []
+
+
+class _NotJson(ValueError):
+    """A value :mod:`json` accepts but JSON (and OpenAI) does not."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if value in (float("inf"), float("-inf")):
+        raise _NotJson(f"{literal[:20]} is too large for a JSON number")
+    return value
+
+
+def _has_lone_surrogate(obj: Any) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):
+        return False
+    return False
 
 
 def validate_example(
@@ -128,7 +171,7 @@ def validate_example(
             continue
         allowed = _KEYS_BY_ROLE.get(role) if isinstance(role, str) else None
         if allowed is None:
-            add("unrecognized_role", f"message {index} has unrecognised role {role!r}")
+            add("unrecognized_role", f"message {index} has unrecognised role {_shown(role)}")
             continue
         for key in message:
             if key not in allowed:
@@ -143,7 +186,7 @@ def validate_example(
             has_assistant = True
             weight = message.get("weight", 1)
             if type(weight) is not int or weight not in (0, 1):
-                add("invalid_weight", f"message {index} has weight {weight!r}; it must be 0 or 1")
+                add("invalid_weight", f"message {index} has weight {_shown(weight)}; it must be 0 or 1")
             if weight != 0:
                 trained = True
             if calls is not None:
@@ -181,7 +224,9 @@ def _is_plain_valid(obj: Any) -> bool:
             return False
         content = message.get("content")
         role = message.get("role")
-        if type(content) is not str or role not in PLAIN_ROLES or not content or content.isspace():
+        if type(content) is not str or type(role) is not str or role not in PLAIN_ROLES:
+            return False
+        if not content or content.isspace():
             return False
         if role == "assistant":
             has_assistant = True
@@ -271,8 +316,22 @@ def _check_tools(obj: dict, add: Any) -> None:
     if "parallel_tool_calls" in obj and not isinstance(obj["parallel_tool_calls"], bool):
         add("invalid_tools", "'parallel_tool_calls' must be true or false")
     functions = obj.get("functions")
-    if functions is not None and (not isinstance(functions, list) or not functions):
-        add("invalid_tools", "'functions' must be a non-empty list")
+    if functions is not None:
+        if not isinstance(functions, list) or not functions:
+            add("invalid_tools", "'functions' must be a non-empty list")
+        else:
+            for n, function in enumerate(functions, start=1):
+                if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                    add("invalid_tools", f"function {n} must be an object with a 'name' string")
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON spells it (``true``, ``null``, ``"x"``), shortened for a message."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = _type_name(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _type_name(value: Any) -> str:

@@ -1,10 +1,10 @@
 """JSONL import into a dataset, and export of a dataset as the file a fine-tune uploads.
 
-Import streams the file a batch of lines at a time (:func:`bot.dataset.checker.read_lines`: BOM
-and CRLF accepted, over-long lines skipped in bounded reads), validates each line
-(:mod:`bot.dataset.validation`), skips content the dataset already has (earlier in the file
-included), counts tokens for the dataset's encoding and inserts each batch in one
-transaction with its counts. Parsing and tokenising run in a worker thread so the bot's
+Import streams the file a batch of lines at a time through the one per-line check that
+``tunecord check`` and the trainer use (:func:`bot.dataset.lines.check_line`), so a line
+is refused here exactly when it is refused there, with the same code and message. It
+then skips content the dataset already has (earlier in the file included), counts tokens
+for the dataset's encoding and inserts each batch in one transaction with its counts. Parsing and tokenising run in a worker thread so the bot's
 event loop stays responsive; the write lock is held only while a batch is inserted.
 
 Export writes the approved examples in id order, the dataset's system-prompt policy
@@ -25,29 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from bot.dataset.checker import NOT_UTF8, read_lines
 from bot.dataset.examples import ChatExample
+from bot.dataset.lines import MAX_LISTED, ProblemLog, check_line, read_lines
 from bot.dataset.policy import apply_policy
 from bot.dataset.tokens import count_examples
 from bot.dataset.validation import (
     Problem,
-    parse_line,
     problem,
-    special_token_warning,
-    validate_example,
 )
+from bot.services.counting import Counting, counting_for_model
 from storage.datasets import DatasetRepository
 from storage.db import Database
 from storage.errors import NotFoundError
 from storage.examples import ExampleRepository, PreparedExample
 from storage.guilds import GuildRepository
 from storage.records import Dataset, ExampleSource, ExampleStatus
-from bot.services.counting import Counting, counting_for_model
 
-MAX_LINE_BYTES = 1 << 20
-"""Default cap on one line's length; longer lines are ``line_too_long`` errors."""
-MAX_KEPT = 1000
-"""Problems (per severity) and duplicates beyond this many are counted, not listed."""
 BATCH_SIZE = 500
 
 Source = str | os.PathLike[str] | IO[bytes]
@@ -63,7 +56,8 @@ class DuplicateLine:
 
 @dataclass
 class ImportReport:
-    """What an import did, line by line (lists are capped at :data:`MAX_KEPT`)."""
+    """What an import did, line by line (problems listed as :class:`ProblemLog` lists them;
+    duplicates beyond :data:`MAX_LISTED` are counted, not listed)."""
 
     dataset_id: int
     encoding: str
@@ -75,31 +69,38 @@ class ImportReport:
     duplicate_count: int = 0
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
-    error_counts: Counter[str] = field(default_factory=Counter)
-    warning_counts: Counter[str] = field(default_factory=Counter)
+    log: ProblemLog = field(default_factory=ProblemLog, repr=False, compare=False)
+
+    @property
+    def error_counts(self) -> Counter[str]:
+        return self.log.error_counts
+
+    @property
+    def warning_counts(self) -> Counter[str]:
+        return self.log.warning_counts
 
     @property
     def error_count(self) -> int:
-        return sum(self.error_counts.values())
+        return self.log.error_count
 
     @property
     def warning_count(self) -> int:
-        return sum(self.warning_counts.values())
+        return self.log.warning_count
 
     def add(self, found: Problem) -> None:
-        kept, counts = (
-            (self.errors, self.error_counts)
-            if found.is_error
-            else (self.warnings, self.warning_counts)
-        )
-        counts[found.code] += 1
-        if len(kept) < MAX_KEPT:
-            kept.append(found)
+        self.log.add(found)
 
     def add_duplicate(self, line: int, example_id: int) -> None:
         self.duplicate_count += 1
-        if len(self.duplicates) < MAX_KEPT:
+        if len(self.duplicates) < MAX_LISTED:
             self.duplicates.append(DuplicateLine(line, example_id))
+
+    def finish(self) -> None:
+        """List the kept problems and duplicates by line."""
+        listed = self.log.listed()
+        self.errors = [p for p in listed if p.is_error]
+        self.warnings = [p for p in listed if not p.is_error]
+        self.duplicates.sort(key=lambda d: d.line)
 
 
 @dataclass(frozen=True)
@@ -124,59 +125,25 @@ class _Batch:
     done: bool = False
 
 
-def _read_batch(lines: Iterator[tuple[int, str | None]], size: int, max_bytes: int) -> _Batch:
-    """Parse and validate up to ``size`` non-blank lines (runs in a worker thread)."""
+def _read_batch(lines: Iterator[tuple[int, str | None]], size: int) -> _Batch:
+    """Check up to ``size`` non-blank lines (runs in a worker thread)."""
     batch = _Batch()
     while len(batch.candidates) + len(batch.problems) < size:
         item = next(lines, None)
         if item is None:
             batch.done = True
             break
-        number, text = item
-        if text is None:
-            batch.lines += 1
-            batch.problems.append(
-                problem("line_too_long", f"longer than {max_bytes} bytes", line=number)
-            )
-            continue
-        if not text.strip():
+        checked = check_line(*item)
+        if checked is None:
             continue
         batch.lines += 1
-        if text == NOT_UTF8:
-            batch.problems.append(problem("invalid_encoding", "not valid UTF-8", line=number))
-            continue
-        candidate = _parse(number, text, batch.problems)
-        if candidate is not None:
-            batch.candidates.append(candidate)
+        batch.problems.extend(checked.problems)
+        if checked.ok:
+            example = ChatExample.from_obj(checked.example)
+            batch.candidates.append(
+                _Candidate(checked.number, example, example.to_json(), example.content_hash())
+            )
     return batch
-
-
-def _parse(number: int, text: str, problems: list[Problem]) -> _Candidate | None:
-    obj, found = parse_line(text, number)
-    if obj is None:
-        problems.extend(found)
-        return None
-    found = validate_example(obj, line=number)
-    problems.extend(found)
-    if any(p.is_error for p in found):
-        return None
-    try:
-        example = ChatExample.from_obj(obj)
-        example_json = example.to_json()
-        example_json.encode("utf-8")
-    except UnicodeEncodeError:
-        problems.append(
-            problem("invalid_encoding", "contains text that is not valid Unicode", line=number)
-        )
-        return None
-    except (TypeError, ValueError, KeyError) as exc:
-        problems.append(problem("invalid_example", f"cannot be read as an example ({exc})", line=number))
-        return None
-    if "<|" in example_json:
-        warning = special_token_warning(example_json, line=number)
-        if warning is not None:
-            problems.append(warning)
-    return _Candidate(number, example, example_json, example.content_hash())
 
 
 def _count(candidates: list[_Candidate], encoding: str) -> list[int]:
@@ -198,7 +165,6 @@ async def import_jsonl(
     status: ExampleStatus | str = ExampleStatus.PENDING,
     origin: ExampleSource | str = ExampleSource.IMPORT,
     counting: Counting | None = None,
-    max_line_bytes: int = MAX_LINE_BYTES,
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
     """Import a JSONL file (a path or a binary file object) into one of the guild's datasets.
@@ -216,10 +182,10 @@ async def import_jsonl(
     report = ImportReport(dataset_id=dataset_id, encoding=counting.encoding)
     with ExitStack() as stack:
         stream = _open_binary(source, stack)
-        lines = read_lines(stream, max_line_bytes)
+        lines = read_lines(stream)
         done = False
         while not done:
-            batch = await asyncio.to_thread(_read_batch, lines, batch_size, max_line_bytes)
+            batch = await asyncio.to_thread(_read_batch, lines, batch_size)
             done = batch.done
             report.lines += batch.lines
             for found in batch.problems:
@@ -229,8 +195,7 @@ async def import_jsonl(
                     examples, guild_id, dataset_id, batch.candidates, counting, report,
                     contributor_id=contributor_id, status=status, origin=origin,
                 )
-    for listed in (report.errors, report.warnings, report.duplicates):
-        listed.sort(key=lambda item: item.line or 0)
+    report.finish()
     return report
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.dataset.checker import MAX_LINE_BYTES, check_file
+from bot.dataset.checker import check_file
+from bot.dataset.lines import MAX_LINE_BYTES
 from bot.dataset.pricing import PriceCatalogue
 
 SYSTEM = "Marv is a factual chatbot that is also sarcastic."
@@ -57,7 +58,7 @@ def test_errors_are_reported_by_line_and_exit_one(tmp_path):
     assert code == 1 and not report["trainable"]
     got = {(e["line"], e["code"]) for e in report["errors"]}
     assert got == {(3, "invalid_json"), (5, "example_missing_assistant_message"), (8, "duplicate_example"),
-                   (None, "too_few_examples")}
+                   (None, "invalid_n_examples")}
     assert report["valid_examples"] == 9
     text_code, text, _ = run("check", path, "--model", "gpt-4o-mini")
     assert text_code == 1
@@ -183,9 +184,9 @@ def test_over_a_thousand_problems_lists_the_first_thousand_by_line_in_every_mode
     assert [e.line for e in single.errors] == list(range(1, 2000, 2))
 
 
-def test_a_file_with_too_few_examples_says_so_even_past_a_thousand_errors(tmp_path):
+def test_a_file_with_invalid_n_examples_says_so_even_past_a_thousand_errors(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text("{broken\n" * 1200 + line(1) + "\n")
     report = check_file(path, PriceCatalogue.load().get("gpt-4o-mini"))
-    assert report.errors[-1].code == "too_few_examples"
+    assert report.errors[-1].code == "invalid_n_examples"
     assert len(report.errors) == 1000

@@ -112,14 +112,28 @@ def test_parse_line_never_raises(text):
     assert (obj is None) == bool(found) or text.strip() in ("null",)
 
 
-def test_orjson_refusals_fall_back_to_json():
-    """Big integers, NaN and lone surrogates parse as :mod:`json` parses them."""
-    obj, found = parse_line('{"n": 123456789012345678901234567890, "x": NaN, "s": "\\ud800"}', 1)
+def test_orjson_refusals_fall_back_to_json_which_keeps_big_integers():
+    obj, found = parse_line('{"n": 123456789012345678901234567890, "s": "\\ud83d\\ude00"}', 1)
     assert found == []
-    assert obj["n"] == 123456789012345678901234567890 and obj["x"] != obj["x"] and obj["s"] == "\ud800"
+    assert obj["n"] == 123456789012345678901234567890 and obj["s"] == "\U0001f600"
     _, found = parse_line('{"messages": [}', 4)
     assert [(p.code, p.line) for p in found] == [("invalid_json", 4)]
     assert found[0].message.startswith("line 4: not valid JSON (")
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "words"),
+    [
+        ('{"x": NaN}', "invalid_json", "NaN is not a JSON number"),
+        ('{"x": -Infinity}', "invalid_json", "-Infinity is not a JSON number"),
+        ('{"x": 1e400}', "invalid_json", "too large"),
+        ('{"s": "\\ud800"}', "invalid_encoding", "lone surrogate"),
+    ],
+)
+def test_what_json_accepts_but_json_forbids_is_refused(text, code, words):
+    obj, found = parse_line(text, 2)
+    assert obj is None
+    assert [(p.code, p.line) for p in found] == [(code, 2)] and words in found[0].message
 
 
 plain_role = st.sampled_from(["system", "user", "assistant", "tool", "function", "narrator", 7])

@@ -13,18 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.dataset.examples import ChatExample
+from bot.dataset.lines import MAX_LINE_BYTES
 from bot.dataset.tokens import count_example
 from bot.services.imports import ImportReport, export_jsonl, import_jsonl
 from storage.records import ExampleStatus
 from storage.store import Storage
 from tests.storage.helpers import ALICE, GUILD_A, example
-
-
-@pytest.fixture
-async def store(tmp_db_path):
-    storage = await Storage.open(tmp_db_path)
-    yield storage
-    await storage.close()
 
 
 def _lines(*examples: ChatExample) -> list[str]:
@@ -95,14 +89,14 @@ async def test_bom_crlf_duplicates_and_errors_are_reported_by_line(store):
         example(1).to_json(),                      # 5 duplicate of line 1
         '{"messages": [{"role": "user", "content": "hi"}]}',  # 6 no assistant message
         example(100).to_json(),                    # 7 already in the dataset
-        "x" * 300,                                 # 8 too long
+        "x" * (MAX_LINE_BYTES + 1),                # 8 too long
         example(3).to_json(),                      # 9 ok
         '{"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"<|endoftext|>"}]}',
     ]
     data = b"\xef\xbb\xbf" + "\r\n".join(lines).encode("utf-8")  # no final newline
     report = await import_jsonl(
         store.db, GUILD_A, dataset.id, io.BytesIO(data), contributor_id=ALICE,
-        max_line_bytes=200, batch_size=3,
+        batch_size=3,
     )
     assert report.imported == 4
     assert report.lines == 9
@@ -147,15 +141,13 @@ async def test_a_giant_line_is_skipped_without_being_held_in_memory(store):
     stream = io.BytesIO(data)
     tracemalloc.start()
     try:
-        report = await import_jsonl(
-            store.db, GUILD_A, dataset.id, stream, max_line_bytes=64 << 10
-        )
+        report = await import_jsonl(store.db, GUILD_A, dataset.id, stream)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert [(p.code, p.line) for p in report.errors] == [("line_too_long", 2)]
     assert report.imported == 2
-    assert peak < 4 << 20  # the 16 MiB line was never read whole
+    assert peak < 4 * MAX_LINE_BYTES  # the 16 MiB line was never read whole
 
 
 async def test_token_counts_are_cached_at_import_for_the_dataset_encoding(store):

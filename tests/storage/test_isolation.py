@@ -8,18 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from storage.errors import NotFoundError
 from bot.services.imports import export_jsonl, import_jsonl
+from storage.errors import NotFoundError
 from storage.records import ExampleStatus
 from storage.store import Storage
 from tests.storage.helpers import ALICE, BOB, GUILD_A, GUILD_B, example
-
-
-@pytest.fixture
-async def store(tmp_db_path):
-    storage = await Storage.open(tmp_db_path)
-    yield storage
-    await storage.close()
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.dataset.tokens import count_example
+from bot.services.counting import Counting, counting_for_model, fill_missing_counts
 from storage.records import DatasetStats, ExampleStatus
 from storage.store import Storage
-from bot.services.counting import Counting, counting_for_model, fill_missing_counts
 from tests.storage.helpers import GUILD_A, example
 
 ENCODINGS = ("cl100k_base", "o200k_base")
