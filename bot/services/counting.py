@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from functools import cache
 
 from bot.dataset.pricing import PriceCatalogue, UnknownModel
 from bot.dataset.tokens import FALLBACK_ENCODING, count_examples, encoding_for_model
@@ -20,16 +19,11 @@ class Counting:
     billed_cap: int = DEFAULT_BILLED_CAP
 
 
-@cache
-def _bundled_catalogue() -> PriceCatalogue:
-    return PriceCatalogue.load()
-
-
-def counting_for_model(model: str | None, catalogue: PriceCatalogue | None = None) -> Counting:
-    """The counting for ``model``; an unknown or missing model counts with o200k_base."""
+def counting_for_model(model: str | None, catalogue: PriceCatalogue) -> Counting:
+    """The counting for ``model`` in the bot's catalogue (the one it was started with);
+    an unknown or missing model counts with o200k_base."""
     if not model:
         return Counting(FALLBACK_ENCODING)
-    catalogue = catalogue or _bundled_catalogue()
     price = catalogue.find(model)
     if price is not None:
         return Counting(price.encoding, price.training_context)

@@ -33,13 +33,12 @@ from bot.dataset.validation import (
     Problem,
     problem,
 )
-from bot.services.counting import Counting, counting_for_model
+from bot.services.counting import Counting
 from storage.datasets import DatasetRepository
 from storage.db import Database
 from storage.errors import NotFoundError
 from storage.examples import ExampleRepository, PreparedExample
-from storage.guilds import GuildRepository
-from storage.records import Dataset, ExampleSource, ExampleStatus
+from storage.records import ExampleSource, ExampleStatus
 
 BATCH_SIZE = 500
 
@@ -150,11 +149,6 @@ def _count(candidates: list[_Candidate], encoding: str) -> list[int]:
     return [c.tokens for c in count_examples([c.example for c in candidates], encoding)]
 
 
-async def _counting_for(db: Database, dataset: Dataset) -> Counting:
-    model = dataset.base_model or (await GuildRepository(db).get(dataset.guild_id)).default_base_model
-    return counting_for_model(model)
-
-
 async def import_jsonl(
     db: Database,
     guild_id: int,
@@ -164,20 +158,19 @@ async def import_jsonl(
     contributor_id: int | None = None,
     status: ExampleStatus | str = ExampleStatus.PENDING,
     origin: ExampleSource | str = ExampleSource.IMPORT,
-    counting: Counting | None = None,
+    counting: Counting,
     batch_size: int = BATCH_SIZE,
 ) -> ImportReport:
     """Import a JSONL file (a path or a binary file object) into one of the guild's datasets.
 
     Invalid lines are reported with their line numbers and skipped; the rest are imported
-    with ``status``. Token counts are cached for ``counting`` (default: the dataset's base
-    model, else the guild's default model). Raises :class:`NotFoundError` if the guild has
-    no such dataset.
+    with ``status``. Token counts are cached for ``counting`` (the dataset's model, see
+    :func:`bot.services.counting.counting_for_model`). Raises :class:`NotFoundError` if the
+    guild has no such dataset.
     """
     dataset = await DatasetRepository(db).get(guild_id, dataset_id)
     if dataset is None:
         raise NotFoundError(f"no dataset {dataset_id} in this server")
-    counting = counting or await _counting_for(db, dataset)
     examples = ExampleRepository(db)
     report = ImportReport(dataset_id=dataset_id, encoding=counting.encoding)
     with ExitStack() as stack:

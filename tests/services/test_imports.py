@@ -14,11 +14,15 @@ from hypothesis import strategies as st
 
 from bot.dataset.examples import ChatExample
 from bot.dataset.lines import MAX_LINE_BYTES
+from bot.dataset.pricing import PriceCatalogue
 from bot.dataset.tokens import count_example
+from bot.services.counting import Counting, counting_for_model
 from bot.services.imports import ImportReport, export_jsonl, import_jsonl
 from storage.records import ExampleStatus
 from storage.store import Storage
 from tests.storage.helpers import ALICE, GUILD_A, example
+
+O200K = Counting("o200k_base")
 
 
 def _lines(*examples: ChatExample) -> list[str]:
@@ -59,7 +63,7 @@ async def _round_trip(path: Path, examples: list[ChatExample], bom: bool, crlf: 
         dataset = await store.datasets.create(GUILD_A, "rt", policy="as_written")
         report = await import_jsonl(
             store.db, GUILD_A, dataset.id, io.BytesIO(data), status=ExampleStatus.APPROVED,
-            batch_size=7,
+            batch_size=7, counting=O200K,
         )
         assert report.errors == [] and report.duplicate_count == 0
         assert report.imported == len(examples)
@@ -96,7 +100,7 @@ async def test_bom_crlf_duplicates_and_errors_are_reported_by_line(store):
     data = b"\xef\xbb\xbf" + "\r\n".join(lines).encode("utf-8")  # no final newline
     report = await import_jsonl(
         store.db, GUILD_A, dataset.id, io.BytesIO(data), contributor_id=ALICE,
-        batch_size=3,
+        batch_size=3, counting=O200K,
     )
     assert report.imported == 4
     assert report.lines == 9
@@ -116,7 +120,7 @@ async def test_bom_crlf_duplicates_and_errors_are_reported_by_line(store):
 async def test_duplicates_within_one_batch_point_at_the_first(store):
     dataset = await store.datasets.create(GUILD_A, "d")
     data = "\n".join(_lines(example(1), example(1), example(2), example(1))).encode()
-    report = await import_jsonl(store.db, GUILD_A, dataset.id, io.BytesIO(data))
+    report = await import_jsonl(store.db, GUILD_A, dataset.id, counting=O200K, source=io.BytesIO(data))
     first = await store.examples.find_by_hash(GUILD_A, dataset.id, example(1).content_hash())
     assert report.imported == 2
     assert [(d.line, d.example_id) for d in report.duplicates] == [(2, first.id), (4, first.id)]
@@ -126,7 +130,7 @@ async def test_invalid_utf8_and_lone_surrogates_are_errors(store):
     dataset = await store.datasets.create(GUILD_A, "d")
     surrogate = '{"messages":[{"role":"user","content":"\\ud800"},{"role":"assistant","content":"x"}]}'
     data = b"\n".join([b"\xff\xfe{}", surrogate.encode(), example(1).to_json().encode()])
-    report = await import_jsonl(store.db, GUILD_A, dataset.id, io.BytesIO(data))
+    report = await import_jsonl(store.db, GUILD_A, dataset.id, counting=O200K, source=io.BytesIO(data))
     assert [(p.code, p.line) for p in report.errors] == [
         ("invalid_encoding", 1),
         ("invalid_encoding", 2),
@@ -141,7 +145,7 @@ async def test_a_giant_line_is_skipped_without_being_held_in_memory(store):
     stream = io.BytesIO(data)
     tracemalloc.start()
     try:
-        report = await import_jsonl(store.db, GUILD_A, dataset.id, stream)
+        report = await import_jsonl(store.db, GUILD_A, dataset.id, counting=O200K, source=stream)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -154,7 +158,8 @@ async def test_token_counts_are_cached_at_import_for_the_dataset_encoding(store)
     dataset = await store.datasets.create(GUILD_A, "d", base_model="gpt-3.5-turbo")
     examples = [example(n, system="Be brief.", turns=2) for n in range(5)]
     data = "\n".join(_lines(*examples)).encode()
-    report = await import_jsonl(store.db, GUILD_A, dataset.id, io.BytesIO(data))
+    counting = counting_for_model(dataset.base_model, PriceCatalogue.load())
+    report = await import_jsonl(store.db, GUILD_A, dataset.id, counting=counting, source=io.BytesIO(data))
     assert report.encoding == "cl100k_base"
     expected = [count_example(e, "cl100k_base") for e in examples]
     assert report.imported_tokens == sum(expected)
@@ -170,10 +175,10 @@ async def test_import_from_a_path_and_refusal_of_text_streams(store, tmp_path):
     dataset = await store.datasets.create(GUILD_A, "d")
     path = tmp_path / "in.jsonl"
     path.write_bytes("\n".join(_lines(example(1), example(2))).encode() + b"\n")
-    report = await import_jsonl(store.db, GUILD_A, dataset.id, path)
+    report = await import_jsonl(store.db, GUILD_A, dataset.id, counting=O200K, source=path)
     assert isinstance(report, ImportReport) and report.imported == 2
     with pytest.raises(TypeError, match="binary"):
-        await import_jsonl(store.db, GUILD_A, dataset.id, io.StringIO("{}"))
+        await import_jsonl(store.db, GUILD_A, dataset.id, counting=O200K, source=io.StringIO("{}"))
 
 
 # -- export --------------------------------------------------------------------------------

@@ -12,12 +12,15 @@ import pytest
 from bot.dataset.checker import check_file
 from bot.dataset.lines import MAX_LINE_BYTES
 from bot.dataset.pricing import PriceCatalogue
+from bot.services.counting import Counting
 from bot.services.imports import import_jsonl
 from tests.storage.helpers import GUILD_A, example
 from trainer.datafile import DataFileError, load_examples
 
 USER = {"role": "user", "content": "hi"}
 ASSISTANT = {"role": "assistant", "content": "hello"}
+
+O200K = Counting("o200k_base")
 
 
 def _obj(**extra: object) -> str:
@@ -62,7 +65,7 @@ async def test_check_import_and_trainer_agree_on_every_line(name, tmp_path, stor
     checked = [(p.code, p.message) for p in report.errors + report.warnings if p.line == 1]
 
     dataset = await store.datasets.create(GUILD_A, "d")
-    imported = await import_jsonl(store.db, GUILD_A, dataset.id, io.BytesIO(path.read_bytes()))
+    imported = await import_jsonl(store.db, GUILD_A, dataset.id, counting=O200K, source=io.BytesIO(path.read_bytes()))
     from_import = [(p.code, p.message) for p in imported.errors + imported.warnings if p.line == 1]
     assert from_import == checked
 

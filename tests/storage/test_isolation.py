@@ -8,11 +8,14 @@ from decimal import Decimal
 
 import pytest
 
+from bot.services.counting import Counting
 from bot.services.imports import export_jsonl, import_jsonl
 from storage.errors import NotFoundError
 from storage.records import ExampleStatus
 from storage.store import Storage
 from tests.storage.helpers import ALICE, BOB, GUILD_A, GUILD_B, example
+
+O200K = Counting("o200k_base")
 
 
 @pytest.fixture
@@ -96,7 +99,7 @@ async def test_guild_b_cannot_change_or_delete_guild_a(store, guild_a):
     with pytest.raises(NotFoundError):
         await store.examples.add_prepared(GUILD_B, dataset.id, [])
     with pytest.raises(NotFoundError):
-        await import_jsonl(store.db, GUILD_B, dataset.id, io.BytesIO(example(4).to_json().encode()))
+        await import_jsonl(store.db, GUILD_B, dataset.id, counting=O200K, source=io.BytesIO(example(4).to_json().encode()))
     assert not await store.examples.set_status(GUILD_B, second.id, ExampleStatus.APPROVED)
     assert await store.examples.set_status_many(GUILD_B, [first.id, second.id], "rejected") == 0
     assert await store.examples.update_content(GUILD_B, first.id, example(9)) is None

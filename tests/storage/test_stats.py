@@ -9,12 +9,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.dataset.pricing import PriceCatalogue
 from bot.dataset.tokens import count_example
 from bot.services.counting import Counting, counting_for_model, fill_missing_counts
 from storage.records import DatasetStats, ExampleStatus
 from storage.store import Storage
 from tests.storage.helpers import GUILD_A, example
 
+CATALOGUE = PriceCatalogue.load()
 ENCODINGS = ("cl100k_base", "o200k_base")
 STATUSES = tuple(ExampleStatus)
 CAP = 50
@@ -135,7 +137,7 @@ async def test_uncounted_examples_are_fetched_in_batches_counted_and_cached(tmp_
     store = await Storage.open(tmp_db_path)
     try:
         dataset = await store.datasets.create(GUILD_A, "d", base_model="gpt-3.5-turbo")
-        counting = counting_for_model(dataset.base_model)
+        counting = counting_for_model(dataset.base_model, CATALOGUE)
         assert counting == Counting("cl100k_base", 16_385)
         added = [await store.examples.add(GUILD_A, dataset.id, example(n, turns=2))
                  for n in range(12)]
@@ -156,6 +158,6 @@ async def test_uncounted_examples_are_fetched_in_batches_counted_and_cached(tmp_
 
 
 def test_counting_for_unknown_or_missing_models_falls_back():
-    assert counting_for_model(None) == Counting("o200k_base")
-    assert counting_for_model("no-such-model") == Counting("o200k_base")
-    assert counting_for_model("gpt-4o-mini").encoding == "o200k_base"
+    assert counting_for_model(None, CATALOGUE) == Counting("o200k_base")
+    assert counting_for_model("no-such-model", CATALOGUE) == Counting("o200k_base")
+    assert counting_for_model("gpt-4o-mini", CATALOGUE).encoding == "o200k_base"
