@@ -1,0 +1,102 @@
+"""Stats: how far a dataset has come (tier), how big it is (billed tokens) and what
+training it would cost, for the model the guild chose and across the catalogue.
+
+Counts come from aggregates the database keeps up to date; only examples never counted
+for an encoding are tokenised (once, then cached), so a stats request stays fast on a
+dataset of any size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from bot.dataset.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
+from bot.dataset.errors import InvalidInput
+from bot.dataset.pricing import ModelPrice, PriceCatalogue
+from bot.services.counting import counting_for_model, fill_missing_counts
+from storage.records import Dataset, DatasetStats
+from storage.store import Storage
+
+
+@dataclass(frozen=True)
+class ModelEstimate:
+    model: ModelPrice
+    billed_tokens: int
+    estimate: CostEstimate
+
+
+@dataclass(frozen=True)
+class StatsReport:
+    dataset: Dataset
+    counts: DatasetStats
+    tier: TierProgress
+    epochs: int
+    epochs_auto: bool
+    chosen: ModelEstimate | None
+    """The estimate for the chosen model (the dataset's base model by default); None when
+    neither is known to the catalogue."""
+    comparison: list[ModelEstimate]
+    over_context: bool
+    """Some approved examples are longer than the chosen model's training context: they
+    are truncated and billed at it."""
+
+
+class StatsService:
+    def __init__(self, storage: Storage, catalogue: PriceCatalogue) -> None:
+        self._storage = storage
+        self._catalogue = catalogue
+
+    async def stats(
+        self,
+        dataset: Dataset,
+        *,
+        model: str | None = None,
+        epochs: int | None = None,
+        today: date | None = None,
+    ) -> StatsReport:
+        chosen_name = model or dataset.base_model
+        price = self._catalogue.find(chosen_name) if chosen_name else None
+        if model and price is None:
+            known = ", ".join(sorted(p.model for p in self._catalogue.models()))
+            raise InvalidInput(f"Unknown model `{model[:60]}`. Known models: {known}.")
+        counts = await self._counts(dataset, chosen_name)
+        approved = counts.approved.examples
+        try:
+            resolved = resolve_epochs(epochs, approved)
+        except ValueError as exc:
+            raise InvalidInput(f"Epochs: {exc}.") from None
+        estimates: dict[str, ModelEstimate] = {}
+        for candidate in self._catalogue.models():
+            per_model = await self._counts(dataset, candidate.model)
+            billed = per_model.approved.billed_tokens
+            estimates[candidate.model] = ModelEstimate(
+                candidate, billed, estimate_cost(candidate, billed, resolved, today)
+            )
+        chosen = estimates.get(price.model) if price is not None else None
+        comparison = sorted(
+            (e for e in estimates.values() if not e.estimate.retired),
+            key=lambda e: e.estimate.cost_usd,
+        )
+        return StatsReport(
+            dataset=dataset,
+            counts=counts,
+            tier=tier_for(approved),
+            epochs=resolved,
+            epochs_auto=epochs is None,
+            chosen=chosen,
+            comparison=comparison,
+            over_context=counts.approved.tokens > counts.approved.billed_tokens,
+        )
+
+    async def _counts(self, dataset: Dataset, model: str | None) -> DatasetStats:
+        counting = counting_for_model(model, self._catalogue)
+        stats = await self._storage.examples.stats(dataset.guild_id, dataset.id, counting.encoding)
+        if stats.uncounted:
+            await fill_missing_counts(
+                self._storage.examples, dataset.guild_id, dataset.id, counting
+            )
+            stats = await self._storage.examples.stats(
+                dataset.guild_id, dataset.id, counting.encoding
+            )
+        return stats
