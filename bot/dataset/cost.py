@@ -7,6 +7,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
+from bot.dataset.errors import InvalidInput
 from bot.dataset.pricing import ModelPrice
 
 # OpenAI's published defaults (cookbook Chat_finetuning_data_prep).
@@ -60,7 +61,7 @@ class TierProgress:
 def tier_for(examples: int) -> TierProgress:
     """The tier of a dataset with ``examples`` approved examples and the way to the next."""
     if examples < 0:
-        raise ValueError("example count cannot be negative")
+        raise InvalidInput("An example count cannot be negative.")
     index = max(i for i, (_, floor) in enumerate(TIER_FLOORS) if examples >= floor)
     tier = TIER_FLOORS[index][0]
     if index + 1 < len(TIER_FLOORS):
@@ -86,7 +87,7 @@ def resolve_epochs(epochs: int | str | None, n_examples: int) -> int:
         return auto_epochs(n_examples)
     value = int(epochs)
     if not 1 <= value <= 50:
-        raise ValueError("epochs must be between 1 and 50, or 'auto'")
+        raise InvalidInput("Epochs must be a whole number from 1 to 50, or auto.")
     return value
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bot.dataset.errors import InvalidInput
 from bot.dataset.examples import ChatExample
 
 
@@ -27,7 +28,9 @@ def apply_policy(
     policy = SystemPromptPolicy(policy)
     if policy is SystemPromptPolicy.INCLUDE:
         if not system_prompt or not system_prompt.strip():
-            raise ValueError("policy 'include' needs a non-empty dataset system prompt")
+            raise InvalidInput(
+                "The policy `include` needs the dataset to have a system prompt."
+            )
         return example.with_system(system_prompt)
     if policy is SystemPromptPolicy.OMIT:
         return example.without_system()

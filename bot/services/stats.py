@@ -62,10 +62,7 @@ class StatsService:
             raise InvalidInput(f"Unknown model `{model[:60]}`. Known models: {known}.")
         counts = await self._counts(dataset, chosen_name)
         approved = counts.approved.examples
-        try:
-            resolved = resolve_epochs(epochs, approved)
-        except ValueError as exc:
-            raise InvalidInput(f"Epochs: {exc}.") from None
+        resolved = resolve_epochs(epochs, approved)
         estimates: dict[str, ModelEstimate] = {}
         for candidate in self._catalogue.models():
             per_model = await self._counts(dataset, candidate.model)

@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from bot.dataset.cost import Tier, auto_epochs, estimate_cost, resolve_epochs, tier_for
+from bot.dataset.errors import InvalidInput
 from bot.dataset.pricing import PriceCatalogue, UnknownModel
 
 CATALOGUE = PriceCatalogue.load()
@@ -60,7 +61,7 @@ def test_auto_epochs_follows_openai_heuristic(n, epochs):
 def test_explicit_epochs_are_bounded():
     assert resolve_epochs(4, 100) == 4
     assert resolve_epochs("auto", 10) == 10
-    with pytest.raises(ValueError, match="between 1 and 50"):
+    with pytest.raises(InvalidInput, match="from 1 to 50"):
         resolve_epochs(51, 100)
 
 

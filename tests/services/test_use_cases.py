@@ -208,3 +208,13 @@ async def test_stats_give_tier_tokens_and_cost_from_the_catalogue_it_was_given(s
     assert pricey.chosen.estimate.cost_usd == Decimal(1) * pricey.chosen.billed_tokens / 1000 * 2
     with pytest.raises(InvalidInput, match="Unknown model"):
         await StatsService(store, CATALOGUE).stats(dataset, model="gpt-9")
+
+
+async def test_domain_input_errors_are_user_errors(store, datasets):
+    dataset = await datasets.create(GUILD_A, "d")
+    with pytest.raises(UserError, match="from 1 to 50"):
+        await StatsService(store, CATALOGUE).stats(dataset, epochs=51)
+    from bot.dataset.policy import apply_policy
+
+    with pytest.raises(UserError, match="needs the dataset to have a system prompt"):
+        apply_policy(example(1), "include", None)
