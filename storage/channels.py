@@ -6,6 +6,10 @@ import sqlite3
 
 from storage.db import Database, parse_timestamp
 from storage.records import ChatChannel
+from storage.tables import Table
+
+_CHANNELS = Table("chat_channels", "guild_id", "channel_id", "added_by", "added_at")
+_SELECT_ALL = _CHANNELS.select("guild_id = ?", order_by="channel_id")
 
 
 def _channel(row: sqlite3.Row) -> ChatChannel:
@@ -50,9 +54,5 @@ class ChatChannelRepository:
         return found is not None
 
     async def list_all(self, guild_id: int) -> list[ChatChannel]:
-        rows = await self._db.fetchall(
-            "SELECT guild_id, channel_id, added_by, added_at FROM chat_channels "
-            "WHERE guild_id = ? ORDER BY channel_id",
-            (guild_id,),
-        )
+        rows = await self._db.fetchall(_SELECT_ALL, (guild_id,))
         return [_channel(r) for r in rows]

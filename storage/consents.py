@@ -6,10 +6,23 @@ import sqlite3
 
 from storage.db import Database, parse_timestamp
 from storage.records import Consent
+from storage.tables import Table
 
-_SELECT = (
-    "SELECT guild_id, user_id, granted, granted_at, revoked_at, updated_at FROM consents "
-    "WHERE guild_id = ? AND user_id = ?"
+_CONSENTS = Table(
+    "consents", "guild_id", "user_id", "granted", "granted_at", "revoked_at", "updated_at"
+)
+_SELECT = _CONSENTS.select("guild_id = ? AND user_id = ?")
+_GRANT = _CONSENTS.returning(
+    "INSERT INTO consents (guild_id, user_id, granted, granted_at, revoked_at, updated_at) "
+    "VALUES (?, ?, 1, ?, NULL, ?) "
+    "ON CONFLICT (guild_id, user_id) DO UPDATE SET granted = 1, "
+    "granted_at = excluded.granted_at, revoked_at = NULL, updated_at = excluded.updated_at"
+)
+_REVOKE = _CONSENTS.returning(
+    "INSERT INTO consents (guild_id, user_id, granted, granted_at, revoked_at, updated_at) "
+    "VALUES (?, ?, 0, NULL, ?, ?) "
+    "ON CONFLICT (guild_id, user_id) DO UPDATE SET granted = 0, "
+    "revoked_at = excluded.revoked_at, updated_at = excluded.updated_at"
 )
 
 
@@ -36,14 +49,7 @@ class ConsentRepository:
         """Opt in (again); ``granted_at`` is the time of the latest opt-in."""
         now = self._db.now_text()
         async with self._db.transaction() as tx:
-            row = await tx.fetchone(
-                "INSERT INTO consents (guild_id, user_id, granted, granted_at, revoked_at, updated_at) "
-                "VALUES (?, ?, 1, ?, NULL, ?) "
-                "ON CONFLICT (guild_id, user_id) DO UPDATE SET granted = 1, "
-                "granted_at = excluded.granted_at, revoked_at = NULL, updated_at = excluded.updated_at "
-                "RETURNING guild_id, user_id, granted, granted_at, revoked_at, updated_at",
-                (guild_id, user_id, now, now),
-            )
+            row = await tx.fetchone(_GRANT, (guild_id, user_id, now, now))
         assert row is not None
         return _consent(row)
 
@@ -51,14 +57,7 @@ class ConsentRepository:
         """Opt out; the record stays (with ``revoked_at``) so the opt-out is remembered."""
         now = self._db.now_text()
         async with self._db.transaction() as tx:
-            row = await tx.fetchone(
-                "INSERT INTO consents (guild_id, user_id, granted, granted_at, revoked_at, updated_at) "
-                "VALUES (?, ?, 0, NULL, ?, ?) "
-                "ON CONFLICT (guild_id, user_id) DO UPDATE SET granted = 0, "
-                "revoked_at = excluded.revoked_at, updated_at = excluded.updated_at "
-                "RETURNING guild_id, user_id, granted, granted_at, revoked_at, updated_at",
-                (guild_id, user_id, now, now),
-            )
+            row = await tx.fetchone(_REVOKE, (guild_id, user_id, now, now))
         assert row is not None
         return _consent(row)
 

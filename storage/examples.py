@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from bot.dataset.errors import InvalidInput
 from bot.dataset.examples import ChatExample
 from storage.db import Database, Reader, Transaction, parse_timestamp
 from storage.errors import DuplicateError, NotFoundError
@@ -25,41 +26,46 @@ from storage.records import (
     ExampleStatus,
     StatusStats,
 )
+from storage.tables import Table
+
+_NO_DATASET = "That dataset does not exist in this server."
 
 DEFAULT_BILLED_CAP = 16_385
 """Tokens billed per example at most when the model's training context is unknown
 (OpenAI cookbook ``MAX_TOKENS_PER_EXAMPLE``); longer examples are truncated in training."""
 
-_SELECT_ONE = (
-    "SELECT id, guild_id, dataset_id, example_json, content_hash, contributor_id, status, "
-    "source, created_at, updated_at FROM examples WHERE id = ? AND guild_id = ?"
+_EXAMPLES = Table(
+    "examples",
+    "id",
+    "guild_id",
+    "dataset_id",
+    "example_json",
+    "content_hash",
+    "contributor_id",
+    "status",
+    "source",
+    "created_at",
+    "updated_at",
 )
-_SELECT_BY_HASH = (
-    "SELECT id, guild_id, dataset_id, example_json, content_hash, contributor_id, status, "
-    "source, created_at, updated_at FROM examples "
-    "WHERE guild_id = ? AND dataset_id = ? AND content_hash = ?"
+_SELECT_ONE = _EXAMPLES.select("id = ? AND guild_id = ?")
+_SELECT_BY_HASH = _EXAMPLES.select("guild_id = ? AND dataset_id = ? AND content_hash = ?")
+_SELECT_PAGE = _EXAMPLES.select(
+    "guild_id = ? AND dataset_id = ? AND id > ?", order_by="id", limit=True
 )
-_SELECT_PAGE = (
-    "SELECT id, guild_id, dataset_id, example_json, content_hash, contributor_id, status, "
-    "source, created_at, updated_at FROM examples "
-    "WHERE guild_id = ? AND dataset_id = ? AND id > ? ORDER BY id LIMIT ?"
+_SELECT_PAGE_BY_STATUS = _EXAMPLES.select(
+    "guild_id = ? AND dataset_id = ? AND status = ? AND id > ?", order_by="id", limit=True
 )
-_SELECT_PAGE_BY_STATUS = (
-    "SELECT id, guild_id, dataset_id, example_json, content_hash, contributor_id, status, "
-    "source, created_at, updated_at FROM examples "
-    "WHERE guild_id = ? AND dataset_id = ? AND status = ? AND id > ? ORDER BY id LIMIT ?"
+_SELECT_BY_CONTRIBUTOR = _EXAMPLES.select("guild_id = ? AND contributor_id = ?", order_by="id")
+_SELECT_UNCOUNTED = _EXAMPLES.select(
+    "e.guild_id = ? AND e.dataset_id = ? AND e.id > ? AND NOT EXISTS "
+    "(SELECT 1 FROM example_tokens AS t WHERE t.example_id = e.id AND t.encoding = ?)",
+    alias="e",
+    order_by="e.id",
+    limit=True,
 )
-_SELECT_BY_CONTRIBUTOR = (
-    "SELECT id, guild_id, dataset_id, example_json, content_hash, contributor_id, status, "
-    "source, created_at, updated_at FROM examples "
-    "WHERE guild_id = ? AND contributor_id = ? ORDER BY id"
-)
-_SELECT_UNCOUNTED = (
-    "SELECT e.id, e.guild_id, e.dataset_id, e.example_json, e.content_hash, e.contributor_id, "
-    "e.status, e.source, e.created_at, e.updated_at FROM examples AS e "
-    "WHERE e.guild_id = ? AND e.dataset_id = ? AND e.id > ? AND NOT EXISTS "
-    "(SELECT 1 FROM example_tokens AS t WHERE t.example_id = e.id AND t.encoding = ?) "
-    "ORDER BY e.id LIMIT ?"
+_UPDATE_CONTENT = _EXAMPLES.returning(
+    "UPDATE examples SET example_json = ?, content_hash = ?, updated_at = ? "
+    "WHERE id = ? AND guild_id = ?"
 )
 # The dataset must be the guild's; a content hash already in the dataset inserts nothing.
 _INSERT = (
@@ -118,12 +124,16 @@ class PreparedExample:
         *,
         billed_cap: int = DEFAULT_BILLED_CAP,
     ) -> PreparedExample:
-        """Prepare ``example``; raises ValueError if its text cannot be stored as UTF-8."""
+        """Prepare ``example``; raises :class:`InvalidInput` (a ``ValueError``) if its text
+        cannot be stored as UTF-8."""
         line = example.to_json()
         try:
             line.encode("utf-8")
         except UnicodeEncodeError as exc:
-            raise ValueError("the example contains text that is not valid Unicode") from exc
+            raise InvalidInput(
+                "This conversation contains a broken character (text that is not valid "
+                "Unicode); remove it and try again."
+            ) from exc
         counts = tuple(
             (encoding, tokens, min(tokens, billed_cap))
             for encoding, tokens in (token_counts or {}).items()
@@ -137,7 +147,7 @@ async def _require_dataset(reader: Reader, guild_id: int, dataset_id: int) -> No
         "SELECT 1 FROM datasets WHERE id = ? AND guild_id = ?", (dataset_id, guild_id)
     )
     if found is None:
-        raise NotFoundError(f"no dataset {dataset_id} in this server")
+        raise NotFoundError(_NO_DATASET)
 
 
 def _token_rows(
@@ -223,9 +233,10 @@ class ExampleRepository:
             )
             if new_id is None:
                 existing = await self._ids_by_hash(tx, guild_id, dataset_id, [prepared.content_hash])
+                existing_id = existing[prepared.content_hash]
                 raise DuplicateError(
-                    f"the dataset already has this example (#{existing[prepared.content_hash]})",
-                    existing[prepared.content_hash],
+                    f"The dataset already has this conversation (example #{existing_id}).",
+                    existing_id,
                 )
             row = await tx.fetchone(_SELECT_ONE, (new_id, guild_id))
         assert row is not None
@@ -416,14 +427,12 @@ class ExampleRepository:
         async with self._db.transaction() as tx:
             try:
                 row = await tx.fetchone(
-                    "UPDATE examples SET example_json = ?, content_hash = ?, updated_at = ? "
-                    "WHERE id = ? AND guild_id = ? RETURNING id, guild_id, dataset_id, example_json, "
-                    "content_hash, contributor_id, status, source, created_at, updated_at",
+                    _UPDATE_CONTENT,
                     (prepared.example_json, prepared.content_hash, self._db.now_text(),
                      example_id, guild_id),
                 )
             except sqlite3.IntegrityError as exc:
-                raise DuplicateError("the dataset already has this example") from exc
+                raise DuplicateError("The dataset already has this conversation.") from exc
             if row is None:
                 return None
             await tx.execute(
@@ -495,7 +504,7 @@ class ExampleRepository:
         """
         rows = await self._db.fetchall(_STATS, (encoding, dataset_id, guild_id))
         if not rows:
-            raise NotFoundError(f"no dataset {dataset_id} in this server")
+            raise NotFoundError(_NO_DATASET)
         return _stats(dataset_id, encoding, rows)
 
     async def stats_from_rows(

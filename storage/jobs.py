@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from collections.abc import Mapping
@@ -17,46 +16,53 @@ from storage.records import (
     micros_to_usd,
     usd_to_micros,
 )
+from storage.tables import Table
+from storage.unset import UNSET, Unset, value_or
 
-_SELECT_ONE = (
-    "SELECT id, guild_id, dataset_id, provider, provider_job_id, provider_file_id, model, "
-    "hyperparameters, status, fine_tuned_model, estimated_cost_micro_usd, estimated_tokens, "
-    "trained_tokens, event_cursor, error, requested_by, created_at, updated_at, finished_at "
-    "FROM fine_tune_jobs WHERE id = ? AND guild_id = ?"
+_JOBS = Table(
+    "fine_tune_jobs",
+    "id",
+    "guild_id",
+    "dataset_id",
+    "provider",
+    "provider_job_id",
+    "provider_file_id",
+    "model",
+    "hyperparameters",
+    "status",
+    "fine_tuned_model",
+    "estimated_cost_micro_usd",
+    "estimated_tokens",
+    "trained_tokens",
+    "event_cursor",
+    "error",
+    "requested_by",
+    "created_at",
+    "updated_at",
+    "finished_at",
 )
-_SELECT_BY_PROVIDER_ID = (
-    "SELECT id, guild_id, dataset_id, provider, provider_job_id, provider_file_id, model, "
-    "hyperparameters, status, fine_tuned_model, estimated_cost_micro_usd, estimated_tokens, "
-    "trained_tokens, event_cursor, error, requested_by, created_at, updated_at, finished_at "
-    "FROM fine_tune_jobs WHERE guild_id = ? AND provider = ? AND provider_job_id = ?"
+_SELECT_ONE = _JOBS.select("id = ? AND guild_id = ?")
+_SELECT_BY_PROVIDER_ID = _JOBS.select("guild_id = ? AND provider = ? AND provider_job_id = ?")
+_SELECT_RECENT = _JOBS.select("guild_id = ?", order_by="created_at DESC, id DESC", limit=True)
+_SELECT_UNFINISHED = _JOBS.select(
+    "guild_id = ? AND status IN (SELECT value FROM json_each(?))", order_by="id"
 )
-_SELECT_RECENT = (
-    "SELECT id, guild_id, dataset_id, provider, provider_job_id, provider_file_id, model, "
-    "hyperparameters, status, fine_tuned_model, estimated_cost_micro_usd, estimated_tokens, "
-    "trained_tokens, event_cursor, error, requested_by, created_at, updated_at, finished_at "
-    "FROM fine_tune_jobs WHERE guild_id = ? ORDER BY created_at DESC, id DESC LIMIT ?"
+# The one deliberate cross-guild read (see JobRepository.unfinished_everywhere).
+_SELECT_UNFINISHED_EVERYWHERE = _JOBS.select(
+    "status IN (SELECT value FROM json_each(?))", order_by="id", every_guild=True
 )
-_SELECT_UNFINISHED = (
-    "SELECT id, guild_id, dataset_id, provider, provider_job_id, provider_file_id, model, "
-    "hyperparameters, status, fine_tuned_model, estimated_cost_micro_usd, estimated_tokens, "
-    "trained_tokens, event_cursor, error, requested_by, created_at, updated_at, finished_at "
-    "FROM fine_tune_jobs WHERE guild_id = ? AND status IN (SELECT value FROM json_each(?)) "
-    "ORDER BY id"
+_INSERT = _JOBS.returning(
+    "INSERT INTO fine_tune_jobs (guild_id, dataset_id, provider, model, hyperparameters, "
+    "status, estimated_cost_micro_usd, estimated_tokens, requested_by, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_UPDATABLE = frozenset(
-    {
-        "provider_job_id",
-        "provider_file_id",
-        "status",
-        "fine_tuned_model",
-        "estimated_cost_usd",
-        "estimated_tokens",
-        "trained_tokens",
-        "event_cursor",
-        "error",
-        "hyperparameters",
-    }
+_UPDATE = _JOBS.returning(
+    "UPDATE fine_tune_jobs SET provider_job_id = ?, provider_file_id = ?, status = ?, "
+    "fine_tuned_model = ?, estimated_cost_micro_usd = ?, estimated_tokens = ?, "
+    "trained_tokens = ?, event_cursor = ?, error = ?, hyperparameters = ?, "
+    "updated_at = ?, finished_at = ? WHERE id = ? AND guild_id = ?"
 )
+_UNFINISHED_STATUSES = json.dumps([s.value for s in UNFINISHED_JOB_STATUSES])
 
 
 def _job(row: sqlite3.Row) -> FineTuneJob:
@@ -88,7 +94,11 @@ def _job(row: sqlite3.Row) -> FineTuneJob:
 
 
 class JobRepository:
-    """A guild's fine-tune jobs."""
+    """A guild's fine-tune jobs.
+
+    Every method is scoped to one guild except :meth:`unfinished_everywhere`, the job
+    follower's start-up read.
+    """
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -114,10 +124,8 @@ class JobRepository:
                 "SELECT 1 FROM datasets WHERE id = ? AND guild_id = ?", (dataset_id, guild_id)
             ) is None:
                 return None
-            job_id = await tx.insert(
-                "INSERT INTO fine_tune_jobs (guild_id, dataset_id, provider, model, "
-                "hyperparameters, status, estimated_cost_micro_usd, estimated_tokens, "
-                "requested_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            row = await tx.fetchone(
+                _INSERT,
                 (
                     guild_id,
                     dataset_id,
@@ -132,7 +140,6 @@ class JobRepository:
                     now,
                 ),
             )
-            row = await tx.fetchone(_SELECT_ONE, (job_id, guild_id))
         assert row is not None
         return _job(row)
 
@@ -151,54 +158,77 @@ class JobRepository:
         return [_job(r) for r in await self._db.fetchall(_SELECT_RECENT, (guild_id, limit))]
 
     async def unfinished(self, guild_id: int) -> list[FineTuneJob]:
-        """Jobs not yet succeeded, failed or cancelled (to poll), oldest first."""
-        statuses = json.dumps([s.value for s in UNFINISHED_JOB_STATUSES])
-        return [_job(r) for r in await self._db.fetchall(_SELECT_UNFINISHED, (guild_id, statuses))]
+        """The guild's jobs not yet succeeded, failed or cancelled (to poll), oldest first."""
+        rows = await self._db.fetchall(_SELECT_UNFINISHED, (guild_id, _UNFINISHED_STATUSES))
+        return [_job(r) for r in rows]
 
-    async def update(self, guild_id: int, job_id: int, **changes: Any) -> FineTuneJob | None:
-        """Change some of the job's fields (see :class:`FineTuneJob`); ``None`` if the guild
-        has no such job. ``finished_at`` is set when the status first becomes final."""
-        unknown = set(changes) - _UPDATABLE
-        if unknown:
-            raise TypeError(f"cannot update job field(s): {', '.join(sorted(unknown))}")
-        if "status" in changes:
-            changes["status"] = JobStatus(changes["status"])
+    async def unfinished_everywhere(self) -> list[FineTuneJob]:
+        """Every guild's unfinished jobs, by id: what the job follower resumes at start-up.
+
+        This is the storage layer's one deliberate cross-guild read. The bot process follows
+        every guild's jobs, so at start-up it needs them all; each returned job carries its
+        ``guild_id``, and everything done with a job afterwards goes through the guild-scoped
+        methods with that id. Do not use it to answer a member.
+        """
+        rows = await self._db.fetchall(_SELECT_UNFINISHED_EVERYWHERE, (_UNFINISHED_STATUSES,))
+        return [_job(r) for r in rows]
+
+    async def update(
+        self,
+        guild_id: int,
+        job_id: int,
+        *,
+        provider_job_id: str | None | Unset = UNSET,
+        provider_file_id: str | None | Unset = UNSET,
+        status: JobStatus | str | Unset = UNSET,
+        fine_tuned_model: str | None | Unset = UNSET,
+        estimated_cost_usd: Decimal | None | Unset = UNSET,
+        estimated_tokens: int | None | Unset = UNSET,
+        trained_tokens: int | None | Unset = UNSET,
+        event_cursor: str | None | Unset = UNSET,
+        error: str | None | Unset = UNSET,
+        hyperparameters: Mapping[str, Any] | Unset = UNSET,
+    ) -> FineTuneJob | None:
+        """Change the fields given (a field left out keeps its value, ``None`` clears it);
+        ``None`` if the guild has no such job.
+
+        ``updated_at`` is always set; ``finished_at`` is set when the status first becomes
+        final and cleared if it becomes unfinished again.
+        """
+        new_status = UNSET if status is UNSET else JobStatus(status)
         async with self._db.transaction() as tx:
             row = await tx.fetchone(_SELECT_ONE, (job_id, guild_id))
             if row is None:
                 return None
             current = _job(row)
-            new = dataclasses.replace(current, **changes)
+            final_status = value_or(new_status, current.status)
             now = self._db.now()
             finished_at = current.finished_at
-            if new.status.is_finished and finished_at is None:
-                finished_at = now
-            elif not new.status.is_finished:
+            if not final_status.is_finished:
                 finished_at = None
-            cost = new.estimated_cost_usd
-            await tx.execute(
-                "UPDATE fine_tune_jobs SET provider_job_id = ?, provider_file_id = ?, status = ?, "
-                "fine_tuned_model = ?, estimated_cost_micro_usd = ?, estimated_tokens = ?, "
-                "trained_tokens = ?, event_cursor = ?, error = ?, hyperparameters = ?, "
-                "updated_at = ?, finished_at = ? WHERE id = ? AND guild_id = ?",
+            elif finished_at is None:
+                finished_at = now
+            cost = value_or(estimated_cost_usd, current.estimated_cost_usd)
+            saved = await tx.fetchone(
+                _UPDATE,
                 (
-                    new.provider_job_id,
-                    new.provider_file_id,
-                    new.status.value,
-                    new.fine_tuned_model,
+                    value_or(provider_job_id, current.provider_job_id),
+                    value_or(provider_file_id, current.provider_file_id),
+                    final_status.value,
+                    value_or(fine_tuned_model, current.fine_tuned_model),
                     None if cost is None else usd_to_micros(cost),
-                    new.estimated_tokens,
-                    new.trained_tokens,
-                    new.event_cursor,
-                    new.error,
-                    json.dumps(new.hyperparameters, sort_keys=True),
+                    value_or(estimated_tokens, current.estimated_tokens),
+                    value_or(trained_tokens, current.trained_tokens),
+                    value_or(event_cursor, current.event_cursor),
+                    value_or(error, current.error),
+                    json.dumps(dict(value_or(hyperparameters, current.hyperparameters)),
+                               sort_keys=True),
                     format_timestamp(now),
                     None if finished_at is None else format_timestamp(finished_at),
                     job_id,
                     guild_id,
                 ),
             )
-            saved = await tx.fetchone(_SELECT_ONE, (job_id, guild_id))
         assert saved is not None
         return _job(saved)
 

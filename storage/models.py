@@ -6,6 +6,18 @@ import sqlite3
 
 from storage.db import Database, parse_timestamp
 from storage.records import ActiveModel
+from storage.tables import Table
+
+_ACTIVE_MODELS = Table(
+    "active_models", "guild_id", "model", "system_prompt", "job_id", "activated_at"
+)
+_SELECT = _ACTIVE_MODELS.select("guild_id = ?")
+_UPSERT = _ACTIVE_MODELS.returning(
+    "INSERT INTO active_models (guild_id, model, system_prompt, job_id, activated_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
+    "model = excluded.model, system_prompt = excluded.system_prompt, "
+    "job_id = excluded.job_id, activated_at = excluded.activated_at"
+)
 
 
 def _active(row: sqlite3.Row) -> ActiveModel:
@@ -27,11 +39,7 @@ class ActiveModelRepository:
         self._db = db
 
     async def get(self, guild_id: int) -> ActiveModel | None:
-        row = await self._db.fetchone(
-            "SELECT guild_id, model, system_prompt, job_id, activated_at FROM active_models "
-            "WHERE guild_id = ?",
-            (guild_id,),
-        )
+        row = await self._db.fetchone(_SELECT, (guild_id,))
         return None if row is None else _active(row)
 
     async def set(
@@ -52,11 +60,7 @@ class ActiveModelRepository:
             ) is None:
                 return None
             row = await tx.fetchone(
-                "INSERT INTO active_models (guild_id, model, system_prompt, job_id, activated_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (guild_id) DO UPDATE SET "
-                "model = excluded.model, system_prompt = excluded.system_prompt, "
-                "job_id = excluded.job_id, activated_at = excluded.activated_at "
-                "RETURNING guild_id, model, system_prompt, job_id, activated_at",
+                _UPSERT,
                 (guild_id, model, system_prompt, job_id, self._db.now_text()),
             )
         assert row is not None

@@ -8,6 +8,18 @@ from decimal import Decimal
 
 from storage.db import Database, format_timestamp, parse_timestamp
 from storage.records import SpendEntry, micros_to_usd, usd_to_micros
+from storage.tables import Table
+
+_LEDGER = Table(
+    "spend_ledger", "id", "guild_id", "job_id", "amount_micro_usd", "kind", "note", "created_at"
+)
+_INSERT = _LEDGER.returning(
+    "INSERT INTO spend_ledger (guild_id, job_id, amount_micro_usd, kind, note, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_LATEST = _LEDGER.select(
+    "guild_id = ?", order_by="created_at DESC, id DESC", limit=True
+)
 
 
 def _entry(row: sqlite3.Row) -> SpendEntry:
@@ -47,9 +59,7 @@ class SpendRepository:
             ) is None:
                 return None
             row = await tx.fetchone(
-                "INSERT INTO spend_ledger (guild_id, job_id, amount_micro_usd, kind, note, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) "
-                "RETURNING id, guild_id, job_id, amount_micro_usd, kind, note, created_at",
+                _INSERT,
                 (guild_id, job_id, usd_to_micros(amount_usd), kind, note, self._db.now_text()),
             )
         assert row is not None
@@ -68,9 +78,5 @@ class SpendRepository:
 
     async def entries(self, guild_id: int, *, limit: int = 50) -> list[SpendEntry]:
         """The guild's latest entries, newest first."""
-        rows = await self._db.fetchall(
-            "SELECT id, guild_id, job_id, amount_micro_usd, kind, note, created_at "
-            "FROM spend_ledger WHERE guild_id = ? ORDER BY created_at DESC, id DESC LIMIT ?",
-            (guild_id, limit),
-        )
+        rows = await self._db.fetchall(_SELECT_LATEST, (guild_id, limit))
         return [_entry(r) for r in rows]

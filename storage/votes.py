@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 
+from bot.dataset.errors import InvalidInput
 from storage.db import Database, parse_timestamp
 from storage.records import Vote, VoteTally
+from storage.tables import Table
 
-_UPSERT = (
+_VOTES = Table("votes", "example_id", "user_id", "guild_id", "value", "created_at", "updated_at")
+_UPSERT = _VOTES.returning(
     "INSERT INTO votes (example_id, user_id, guild_id, value, created_at, updated_at) "
     "SELECT e.id, ?, e.guild_id, ?, ?, ? FROM examples AS e WHERE e.id = ? AND e.guild_id = ? "
     "ON CONFLICT (example_id, user_id) DO UPDATE SET "
-    "value = excluded.value, updated_at = excluded.updated_at "
-    "RETURNING example_id, user_id, guild_id, value, created_at, updated_at"
+    "value = excluded.value, updated_at = excluded.updated_at"
 )
+_SELECT_ONE = _VOTES.select("example_id = ? AND user_id = ? AND guild_id = ?")
+_SELECT_BY_USER = _VOTES.select("guild_id = ? AND user_id = ?", order_by="example_id")
 
 
 def _vote(row: sqlite3.Row) -> Vote:
@@ -39,10 +43,11 @@ class VoteRepository:
     async def cast(self, guild_id: int, example_id: int, user_id: int, value: int) -> Vote | None:
         """Record ``user_id``'s vote (+1 or -1), replacing an earlier one.
 
-        Returns ``None`` if the guild has no such example.
+        Returns ``None`` if the guild has no such example; raises :class:`InvalidInput`
+        for any other value.
         """
         if value not in (-1, 1):
-            raise ValueError("a vote is +1 or -1")
+            raise InvalidInput("A vote is +1 (for the example) or -1 (against it).")
         now = self._db.now_text()
         async with self._db.transaction() as tx:
             row = await tx.fetchone(_UPSERT, (user_id, value, now, now, example_id, guild_id))
@@ -57,11 +62,7 @@ class VoteRepository:
         return removed > 0
 
     async def get(self, guild_id: int, example_id: int, user_id: int) -> Vote | None:
-        row = await self._db.fetchone(
-            "SELECT example_id, user_id, guild_id, value, created_at, updated_at FROM votes "
-            "WHERE example_id = ? AND user_id = ? AND guild_id = ?",
-            (example_id, user_id, guild_id),
-        )
+        row = await self._db.fetchone(_SELECT_ONE, (example_id, user_id, guild_id))
         return None if row is None else _vote(row)
 
     async def tally(self, guild_id: int, example_id: int) -> VoteTally:
@@ -77,9 +78,5 @@ class VoteRepository:
 
     async def by_user(self, guild_id: int, user_id: int) -> list[Vote]:
         """Every vote ``user_id`` cast in this guild."""
-        rows = await self._db.fetchall(
-            "SELECT example_id, user_id, guild_id, value, created_at, updated_at FROM votes "
-            "WHERE guild_id = ? AND user_id = ? ORDER BY example_id",
-            (guild_id, user_id),
-        )
+        rows = await self._db.fetchall(_SELECT_BY_USER, (guild_id, user_id))
         return [_vote(r) for r in rows]

@@ -129,3 +129,37 @@ async def test_same_names_in_two_guilds_stay_apart(store, guild_a):
     stats_a = await store.examples.stats(GUILD_A, guild_a["dataset"].id, "o200k_base")
     assert stats_b.total.examples == 1 and stats_a.total.examples == 2
     assert (await store.datasets.get_by_name(GUILD_B, "secret")).id == mine.id
+
+
+async def test_unfinished_everywhere_is_the_one_cross_guild_read(store):
+    """The job follower's start-up read: every guild's unfinished jobs, by id, and nothing
+    finished."""
+    made = []
+    for guild, status in [
+        (GUILD_A, "pending"),
+        (GUILD_B, "running"),
+        (GUILD_A, "succeeded"),
+        (GUILD_B, "queued"),
+        (GUILD_B, "failed"),
+        (GUILD_A, "validating_files"),
+        (GUILD_A, "cancelled"),
+    ]:
+        job = await store.jobs.create(guild, dataset_id=None, provider="openai", model="m")
+        made.append(await store.jobs.update(guild, job.id, status=status))
+    unfinished = [j for j in made if not j.status.is_finished]
+
+    everywhere = await store.jobs.unfinished_everywhere()
+    assert everywhere == unfinished
+    assert [j.id for j in everywhere] == sorted(j.id for j in everywhere)
+    assert {j.guild_id for j in everywhere} == {GUILD_A, GUILD_B}
+    # The guild-scoped read still sees only its own.
+    assert await store.jobs.unfinished(GUILD_B) == [j for j in unfinished if j.guild_id == GUILD_B]
+    # Finishing a job takes it out.
+    await store.jobs.update(GUILD_B, unfinished[1].id, status="cancelled")
+    assert [j.id for j in await store.jobs.unfinished_everywhere()] == [
+        unfinished[0].id, unfinished[2].id, unfinished[3].id
+    ]
+
+
+async def test_unfinished_everywhere_is_empty_without_jobs(store):
+    assert await store.jobs.unfinished_everywhere() == []

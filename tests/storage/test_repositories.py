@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from bot.dataset.errors import InvalidInput
 from bot.dataset.policy import SystemPromptPolicy
 from storage.errors import DuplicateError, NotFoundError
 from storage.examples import PreparedExample
@@ -56,7 +57,7 @@ async def test_dataset_names_are_unique_per_guild_ignoring_case(store):
 async def test_dataset_update_and_policy_checks(store):
     dataset = await store.datasets.create(GUILD_A, "d", base_model="gpt-4o-mini")
     assert dataset.policy is SystemPromptPolicy.AS_WRITTEN
-    with pytest.raises(ValueError, match="system prompt"):
+    with pytest.raises(InvalidInput, match="system prompt"):
         await store.datasets.update(GUILD_A, dataset.id, policy="include")
     updated = await store.datasets.update(
         GUILD_A, dataset.id, policy="include", system_prompt="You are a pirate."
@@ -66,7 +67,9 @@ async def test_dataset_update_and_policy_checks(store):
     assert updated.base_model == "gpt-4o-mini"
     assert await store.datasets.get_by_name(GUILD_A, "D") == updated
     with pytest.raises(TypeError):
-        await store.datasets.update(GUILD_A, dataset.id, guild_id=5)
+        await store.datasets.update(GUILD_A, dataset.id, guild_id=5)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        await store.datasets.update(GUILD_A, dataset.id, label="x")  # type: ignore[call-arg]
 
 
 async def test_content_hash_is_unique_per_dataset(store):
@@ -163,7 +166,7 @@ async def test_one_vote_per_member_per_example_voting_again_updates(store, clock
     assert await store.db.fetchval("SELECT count(*) FROM votes") == 2
     assert await store.votes.retract(GUILD_A, record.id, BOB)
     assert await store.votes.get(GUILD_A, record.id, BOB) is None
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidInput, match=r"\+1 .* or -1"):
         await store.votes.cast(GUILD_A, record.id, BOB, 2)
     # Deleting the example removes its votes.
     await store.examples.delete(GUILD_A, record.id)
@@ -211,7 +214,9 @@ async def test_job_lifecycle(store, clock):
     assert await store.jobs.unfinished(GUILD_A) == []
     assert [j.id for j in await store.jobs.recent(GUILD_A)] == [job.id]
     with pytest.raises(TypeError):
-        await store.jobs.update(GUILD_A, job.id, guild_id=1)
+        await store.jobs.update(GUILD_A, job.id, guild_id=1)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        await store.jobs.update(GUILD_A, job.id, finished_at=None)  # type: ignore[call-arg]
     # A dataset deletion keeps the job (billing history) and unlinks it.
     await store.datasets.delete(GUILD_A, dataset.id)
     assert (await store.jobs.get(GUILD_A, job.id)).dataset_id is None
