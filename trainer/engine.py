@@ -48,6 +48,9 @@ class StepMetrics:
     train_mean_token_accuracy: float
     valid_loss: float | None = None
     valid_mean_token_accuracy: float | None = None
+    full_valid_loss: float | None = None
+    """On the whole validation file: set on the last step of each epoch (the final step too)."""
+    full_valid_mean_token_accuracy: float | None = None
 
 
 @dataclass(frozen=True)

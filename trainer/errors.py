@@ -61,6 +61,24 @@ def not_found(message: str, *, param: str | None = None, code: str | None = None
     return APIError(404, message, param=param, code=code)
 
 
+INVALID_JSON_MESSAGE = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+    "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. "
+    "If you have trouble figuring out how to fix this, please contact us through our help center at "
+    "help.openai.com.)"
+)
+
+
+def invalid_json() -> APIError:
+    """OpenAI's answer for a body that is not JSON: 400, ``param`` and ``code`` null."""
+    return bad_request(INVALID_JSON_MESSAGE)
+
+
+def unsupported_parameter(param: str, detail: str = "is not supported by this server") -> APIError:
+    """A parameter this server would otherwise ignore: refused rather than silently dropped."""
+    return bad_request(f"Unsupported parameter: '{param}' {detail}.", param=param, code="unsupported_parameter")
+
+
 def model_not_found(model: str) -> APIError:
     """OpenAI's answer for an unknown or deleted model."""
     return APIError(
@@ -118,6 +136,8 @@ async def _api_error_handler(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_handler(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "Invalid request"}
+    if first.get("type") == "json_invalid":
+        return invalid_json().response()
     param = _param_from_loc(tuple(first.get("loc", ())))
     message = f"Invalid '{param}': {first.get('msg')}" if param else str(first.get("msg"))
     return bad_request(message, param=param).response()

@@ -18,9 +18,15 @@ def file_id() -> str:
     return f"file-{random_token(22)}"
 
 
+JOB_ID_LENGTH = 24
+"""Characters after ``ftjob-``, as OpenAI's ids (databases may still hold older 8-character ids)."""
+MODEL_ID_LENGTH = 8
+"""Characters of the id segment that ends an ``ft:`` model name, as OpenAI's."""
+
+
 def job_id() -> str:
-    """``ftjob-`` plus 8 characters; the 8 characters end the ``ft:`` model name."""
-    return f"ftjob-{random_token(8)}"
+    """``ftjob-`` plus 24 alphanumeric characters; the first 8 end the ``ft:`` model name."""
+    return f"ftjob-{random_token(JOB_ID_LENGTH)}"
 
 
 def event_id() -> str:
@@ -35,14 +41,15 @@ def completion_id() -> str:
     return f"chatcmpl-{random_token(29)}"
 
 
-def job_id_suffix(job: str) -> str:
-    """The part of a job id after ``ftjob-``."""
-    return job.removeprefix("ftjob-")
+def model_id_segment(job: str) -> str:
+    """The id segment of a job's ``ft:`` name: the first 8 characters after ``ftjob-``
+    (the whole id part of an old 8-character job id, so old names are unchanged)."""
+    return job.removeprefix("ftjob-")[:MODEL_ID_LENGTH]
 
 
 def fine_tuned_model_name(base_model: str, org: str, suffix: str | None, job: str) -> str:
     """``ft:{base}:{org}:{suffix}:{id}``; the suffix segment is empty when there is none."""
-    return f"ft:{base_model}:{org}:{suffix or ''}:{job_id_suffix(job)}"
+    return f"ft:{base_model}:{org}:{suffix or ''}:{model_id_segment(job)}"
 
 
 def checkpoint_model_name(fine_tuned_model: str, step: int) -> str:

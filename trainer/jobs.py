@@ -13,8 +13,15 @@ and resumes ``running`` ones (interrupted by a crash or a shutdown) from their l
 checkpoint on disk; a job interrupted before its first checkpoint starts training again
 from step 0; one whose checkpoints are all gone from disk fails with ``resume_failed``.
 
-Cancelling marks the job ``cancelled`` at once; the engine sees ``should_stop()`` at its
-next step and stops, and the worker logs "Training stopped at step N".
+Creating a job (:meth:`JobManager.create`) checks the model and files, snapshots the files
+into the job's own directory and records the job, so deleting an uploaded file later does
+not touch it.
+
+Cancelling marks the job ``cancelled`` at once. A job being trained stops at the engine's
+next ``should_stop()`` check; the worker then logs "Training stopped at step N" followed by
+the terminal "Fine-tuning job cancelled", so the status event is always a job's last one (a
+crash in between is mended on the next start). Events the threads would log after a job
+reached a final status are written only together with a status check, so nothing follows it.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from trainer.engine import (
     TrainRequest,
     TrainResult,
 )
+from trainer.errors import bad_request
+from trainer.job_params import JobParams
 from trainer.store import (
     ACTIVE_STATUSES,
     CheckpointRecord,
@@ -61,6 +70,7 @@ VALIDATION_COPY = "validation.jsonl"
 OUTPUT_DIR = "output"
 MAX_WARNING_EVENTS = 20
 METRICS_CSV_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
+CANCELLED_MESSAGE = "Fine-tuning job cancelled"
 
 
 @dataclass(frozen=True)
@@ -70,17 +80,22 @@ class _Work:
 
 
 class JobManager:
-    """Owns the job threads; the HTTP layer calls :meth:`submit` and :meth:`cancel`."""
+    """Owns jobs and the job threads; the HTTP layer calls :meth:`create` and :meth:`cancel`."""
 
-    def __init__(self, store: Store, engine: Engine, files_dir: Path) -> None:
+    def __init__(self, store: Store, engine: Engine, *, files_dir: Path, jobs_dir: Path, org: str) -> None:
         self.store = store
         self.engine = engine
         self.files_dir = files_dir
+        self.jobs_dir = jobs_dir
+        self.org = org
         self._validate_q: queue.Queue[_Work | None] = queue.Queue()
         self._train_q: queue.Queue[_Work | None] = queue.Queue()
         self._cancelled: set[str] = set()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._training: str | None = None
+        """The job the trainer thread owns: its terminal cancel event is the worker's to write."""
 
     # ----- lifecycle -----
 
@@ -101,6 +116,8 @@ class JobManager:
             thread.join(timeout)
 
     def _recover(self) -> None:
+        for job_id in self.store.jobs_missing_final_event("cancelled", CANCELLED_MESSAGE):
+            self.store.add_event(new_event(job_id, CANCELLED_MESSAGE))  # the process died while it stopped
         for job in self.store.jobs_with_status(ACTIVE_STATUSES):
             if job.status == "validating_files":
                 self._validate_q.put(_Work(job.id))
@@ -111,21 +128,89 @@ class JobManager:
 
     # ----- requests from the API -----
 
-    def submit(self, job_id: str) -> None:
-        """Queue a freshly created job for file validation."""
+    def create(self, params: JobParams) -> JobRecord:
+        """Check the model and files, snapshot the files into the job directory, record the
+        job and queue it for validation; a 400 :class:`APIError` if the request cannot be met."""
+        base_models = self.engine.base_models()
+        if params.model not in base_models:
+            raise bad_request(
+                f"Model {params.model} is not available for fine-tuning or does not exist. "
+                f"Available base models: {', '.join(base_models)}.",
+                param="model",
+                code="model_not_available",
+            )
+        training = self._training_input(params.training_file, "training_file")
+        validation = self._training_input(params.validation_file, "validation_file") if params.validation_file else None
+        job_id = ids.job_id()
+        model_name = ids.fine_tuned_model_name(params.model, self.org, params.suffix, job_id)
+        while self.store.job_with_model_name(model_name) is not None:  # same first 8 characters: ~never
+            job_id = ids.job_id()
+            model_name = ids.fine_tuned_model_name(params.model, self.org, params.suffix, job_id)
+        job_dir = self.jobs_dir / job_id
+        job = JobRecord(
+            id=job_id,
+            created_at=ids.now(),
+            model=params.model,
+            training_file=params.training_file,
+            validation_file=params.validation_file,
+            suffix=params.suffix,
+            seed=params.seed,
+            metadata=params.metadata,
+            hyperparameters=params.hyperparameters,
+            status="validating_files",
+            error=None,
+            model_name=model_name,
+            fine_tuned_model=None,
+            finished_at=None,
+            trained_tokens=None,
+            result_files=[],
+            estimated_finish=None,
+            output_dir=job_dir,
+        )
+        job_dir.mkdir(parents=True)
+        try:
+            shutil.copyfile(training.path, job_dir / TRAINING_COPY)
+            if validation is not None:
+                shutil.copyfile(validation.path, job_dir / VALIDATION_COPY)
+            self.store.add_job(job, [
+                new_event(job_id, f"Created fine-tuning job: {job_id}"),
+                new_event(job_id, f"Validating training file: {params.training_file}"),
+            ])  # fmt: skip
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
         self._validate_q.put(_Work(job_id))
+        return job
+
+    def _training_input(self, file_id: str, param: str) -> FileRecord:
+        record = self.store.get_file(file_id)
+        if record is None:
+            raise bad_request(f"Invalid {param}: no such file {file_id!r}.", param=param, code="file_not_found")
+        if record.purpose != "fine-tune":
+            raise bad_request(
+                f"File {file_id} has purpose {record.purpose!r}, but fine-tuning files must have purpose 'fine-tune'.",
+                param=param,
+                code="invalid_file_purpose",
+            )
+        return record
 
     def cancel(self, job_id: str) -> bool:
-        """Cancel an active job; False if it had already finished."""
-        self._cancelled.add(job_id)
-        return self.store.update_job(
-            job_id,
-            expect=ACTIVE_STATUSES,
-            status="cancelled",
-            finished_at=ids.now(),
-            estimated_finish=None,
-            event=new_event(job_id, "Fine-tuning job cancelled"),
-        )
+        """Cancel an active job; False if it had already finished.
+
+        A job the trainer thread owns gets its terminal event from that thread once training
+        has stopped (:meth:`_release`); any other job gets it here, with the status.
+        """
+        with self._lock:
+            self._cancelled.add(job_id)
+            event = None if self._training == job_id else new_event(job_id, CANCELLED_MESSAGE)
+            return self.store.update_job(
+                job_id,
+                expect=ACTIVE_STATUSES,
+                status="cancelled",
+                finished_at=ids.now(),
+                estimated_finish=None,
+                events=[event] if event is not None else [],
+            )
 
     # ----- validation -----
 
@@ -149,11 +234,10 @@ class JobManager:
             self._fail(job_id, exc.code, exc.message, exc.param)
             return
         warnings = [*train.warnings, *(valid.warnings if valid else [])]
-        for warning in warnings[:MAX_WARNING_EVENTS]:
-            self.store.add_event(new_event(job_id, f"Warning: {warning.message}", level="warn"))
+        events = [new_event(job_id, f"Warning: {w.message}", level="warn") for w in warnings[:MAX_WARNING_EVENTS]]
         if len(warnings) > MAX_WARNING_EVENTS:
             more = len(warnings) - MAX_WARNING_EVENTS
-            self.store.add_event(new_event(job_id, f"Warning: {more} more warning(s) not shown", level="warn"))
+            events.append(new_event(job_id, f"Warning: {more} more warning(s) not shown", level="warn"))
         requested = dict(job.hyperparameters)
         if requested.get("n_epochs", "auto") == "auto":
             requested["n_epochs"] = auto_epochs(len(train.examples))
@@ -171,13 +255,13 @@ class JobManager:
             f"Training file has {len(train.examples)} examples ({tokens} tokens); "
             f"{resolved.n_epochs} epoch(s), batch size {resolved.batch_size}"
         )
-        self.store.add_event(new_event(job_id, message))
+        events += [new_event(job_id, message), new_event(job_id, "Files validated, moving job to queued state")]
         moved = self.store.update_job(
             job_id,
             expect=("validating_files",),
             status="queued",
             hyperparameters=_hyperparameters_dict(resolved),
-            event=new_event(job_id, "Files validated, moving job to queued state"),
+            events=events,
         )
         if moved:
             self._train_q.put(_Work(job_id))
@@ -193,12 +277,21 @@ class JobManager:
                 self._fail(work.job_id, "server_error", f"Training failed unexpectedly: {exc}", None)
 
     def _train(self, work: _Work) -> None:
-        job = self.store.get_job(work.job_id)
-        expected = "running" if work.resume else "queued"
-        if job is None or job.status != expected:
-            return
+        with self._lock:  # from here on a cancel leaves the terminal event to _release
+            job = self.store.get_job(work.job_id)
+            expected = "running" if work.resume else "queued"
+            if job is None or job.status != expected:
+                return
+            self._training = job.id
+        callbacks = _JobCallbacks(self, job, 0)
+        try:
+            self._run_training(job, work.resume, callbacks)
+        finally:
+            self._release(job.id, callbacks.last_step if callbacks.engaged else None)
+
+    def _run_training(self, job: JobRecord, resume: bool, callbacks: _JobCallbacks) -> None:
         resume_from, start_step = None, 0
-        if work.resume:
+        if resume:
             found = self._resume_point(job)
             if found is None:
                 return
@@ -206,10 +299,11 @@ class JobManager:
         else:
             started = self.store.update_job(
                 job.id, expect=("queued",), status="running",
-                event=new_event(job.id, "Fine-tuning job started"),
+                events=[new_event(job.id, "Fine-tuning job started")],
             )  # fmt: skip
             if not started:
                 return
+        callbacks.start_step = callbacks.last_step = start_step
         train = load_examples(job.output_dir / TRAINING_COPY, param="training_file").examples
         valid = None
         if job.validation_file:
@@ -223,11 +317,13 @@ class JobManager:
             output_dir=job.output_dir / OUTPUT_DIR,
             resume_from=resume_from,
         )
-        callbacks = _JobCallbacks(self, job, start_step)
+        callbacks.engaged = True
         try:
             result = self.engine.train(request, callbacks)
         except TrainingCancelled:
-            self._stopped(job, callbacks.last_step)
+            if self._stopping.is_set() and job.id not in self._cancelled:
+                message = "Training interrupted by a server shutdown; it resumes from the latest checkpoint on restart"
+                self.store.update_job(job.id, expect=("running",), events=[new_event(job.id, message)])
         except TrainingError as exc:
             self._fail(job.id, exc.code, str(exc), None)
         except Exception as exc:
@@ -238,13 +334,23 @@ class JobManager:
         else:
             self._succeed(job, result)
 
+    def _release(self, job_id: str, step: int | None) -> None:
+        """The trainer thread is done with ``job_id``: if it was cancelled meanwhile, log where
+        training stopped (``step``; None if it never began) and then the terminal event."""
+        with self._lock:
+            self._training = None
+            job = self.store.get_job(job_id)
+            if job is not None and job.status == "cancelled":
+                stopped = [] if step is None else [new_event(job_id, f"Training stopped at step {step}")]
+                self.store.add_events([*stopped, new_event(job_id, CANCELLED_MESSAGE)])
+
     def _resume_point(self, job: JobRecord) -> tuple[Path | None, int] | None:
         """The checkpoint to resume ``job`` from after a restart, or None if it failed."""
         checkpoints = self.store.latest_checkpoints(job.id)
         usable = next((c for c in checkpoints if c.path.is_dir()), None)
         if usable is not None:
             message = f"Server restarted; resuming training from the checkpoint at step {usable.step}"
-            self.store.add_event(new_event(job.id, message))
+            self.store.update_job(job.id, expect=("running",), events=[new_event(job.id, message)])
             return usable.path, usable.step
         if checkpoints:
             self._fail(
@@ -254,15 +360,9 @@ class JobManager:
                 None,
             )  # fmt: skip
             return None
-        self.store.add_event(new_event(job.id, "Server restarted before the first checkpoint; training starts again"))
+        message = "Server restarted before the first checkpoint; training starts again"
+        self.store.update_job(job.id, expect=("running",), events=[new_event(job.id, message)])
         return None, 0
-
-    def _stopped(self, job: JobRecord, step: int) -> None:
-        if self._stopping.is_set() and job.id not in self._cancelled:
-            message = "Training interrupted by a server shutdown; it resumes from the latest checkpoint on restart"
-        else:
-            message = f"Training stopped at step {step}"
-        self.store.add_event(new_event(job.id, message))
 
     def _fail(self, job_id: str, code: str, message: str, param: str | None) -> None:
         self.store.update_job(
@@ -272,7 +372,7 @@ class JobManager:
             error={"code": code, "message": message, "param": param},
             finished_at=ids.now(),
             estimated_finish=None,
-            event=new_event(job_id, f"Fine-tuning job failed: {message}", level="error"),
+            events=[new_event(job_id, f"Fine-tuning job failed: {message}", level="error")],
         )
 
     def _succeed(self, job: JobRecord, result: TrainResult) -> None:
@@ -288,8 +388,9 @@ class JobManager:
                 new_event(job.id, "The job has successfully completed"),
             ],
         )
-        if not done:  # cancelled in the last moment: the adapter is not published
+        if not done:  # cancelled in the last moment: neither adapter nor results are published
             shutil.rmtree(result.adapter_dir, ignore_errors=True)
+            results_file.path.unlink(missing_ok=True)
 
     def _write_metrics_csv(self, job: JobRecord) -> FileRecord:
         """A ``fine-tune-results`` file with one row per step (the latest run of each step)."""
@@ -328,6 +429,8 @@ class _JobCallbacks:
         self.job = job
         self.start_step = start_step
         self.last_step = start_step
+        self.engaged = False
+        """Set once the engine is asked to train: from then on a stop has a step to report."""
         self.total_steps = 0
         self.started = time.monotonic()
 
@@ -344,23 +447,27 @@ class _JobCallbacks:
         text = f"Step {metrics.step}/{metrics.total_steps}: training loss={metrics.train_loss:.2f}"
         if "valid_loss" in data:
             text += f", validation loss={metrics.valid_loss:.2f}"
+        if "full_valid_loss" in data:
+            text += f", full validation loss={metrics.full_valid_loss:.2f}"
         self.store.add_event(new_event(self.job.id, text, type="metrics", data=data))
         done = metrics.step - self.start_step
         if done > 0:
             self._estimate((time.monotonic() - self.started) / done)
 
     def on_checkpoint(self, checkpoint: Checkpoint) -> None:
+        model_name = ids.checkpoint_model_name(self.job.model_name, checkpoint.step)
         record = CheckpointRecord(
             id=ids.checkpoint_id(),
             job_id=self.job.id,
             created_at=ids.now(),
             step=checkpoint.step,
             epoch=checkpoint.epoch,
-            model_name=ids.checkpoint_model_name(self.job.model_name, checkpoint.step),
+            model_name=model_name,
             path=checkpoint.path,
             metrics=_checkpoint_metrics(checkpoint.metrics),
         )
-        self.store.add_checkpoint(record, new_event(self.job.id, f"Checkpoint created at step {checkpoint.step}"))
+        message = f"Checkpoint created at step {checkpoint.step} with Snapshot ID: {model_name}"  # OpenAI's wording
+        self.store.add_checkpoint(record, new_event(self.job.id, message))
 
     def should_stop(self) -> bool:
         return self.manager.should_stop(self.job.id)
@@ -371,10 +478,19 @@ class _JobCallbacks:
         self.store.update_job(self.job.id, expect=("running",), estimated_finish=finish)
 
 
+_METRIC_NAMES = (
+    "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
+    "full_valid_loss", "full_valid_mean_token_accuracy",
+)  # fmt: skip
+
+
 def _metrics_data(m: StepMetrics) -> dict[str, Any]:
-    """OpenAI's metrics fields; values that are missing or not finite (NaN) are left out."""
+    """OpenAI's metrics fields; values that are missing or not finite (NaN) are left out.
+
+    ``full_valid_*`` (the whole validation file) come with the last step of each epoch,
+    the final step included, when the job has a validation file."""
     data: dict[str, Any] = {"step": m.step, "total_steps": m.total_steps}
-    for name in ("train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy"):
+    for name in _METRIC_NAMES:
         value = getattr(m, name)
         if value is not None and math.isfinite(value):
             data[name] = value
@@ -384,9 +500,6 @@ def _metrics_data(m: StepMetrics) -> dict[str, Any]:
 def _checkpoint_metrics(m: StepMetrics) -> dict[str, Any]:
     data = _metrics_data(m)
     data.pop("total_steps")
-    for name in ("valid_loss", "valid_mean_token_accuracy"):
-        if name in data:  # an epoch-end checkpoint is evaluated on the full validation set
-            data[f"full_{name}"] = data[name]
     return data
 
 

@@ -2,7 +2,9 @@
 
 Three kinds of id:
 
-* a base model of the engine (``engine.base_models()``), served without an adapter;
+* a base model of the engine (``engine.base_models()``), served without an adapter; its
+  ``created`` is when this data directory first served it (``base_models`` table), so it
+  stays the same across restarts;
 * a fine-tuned model ``ft:{base}:{org}:{suffix}:{id}`` (``models`` table), served with
   the job's final adapter;
 * a checkpoint ``ft:…:ckpt-step-N`` (``checkpoints`` table), served with that
@@ -12,7 +14,6 @@ Three kinds of id:
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +38,16 @@ class ModelResolver:
     def __init__(self, store: Store, engine: Engine) -> None:
         self.store = store
         self.engine = engine
-        self.started = int(time.time())
+        self.base_models_created()  # record the base models served from now on
 
     def base_models(self) -> list[str]:
         return list(self.engine.base_models())
+
+    def base_models_created(self) -> list[tuple[str, int]]:
+        """``(id, created)`` of each base model, in the engine's order."""
+        names = self.base_models()
+        created = self.store.base_model_times(names)
+        return [(name, created[name]) for name in names]
 
     def fine_tuned(self) -> list[ModelRecord]:
         return self.store.list_models()
@@ -48,7 +55,7 @@ class ModelResolver:
     def resolve(self, model_id: str) -> ServedModel:
         """The served model for ``model_id``; 404 ``model_not_found`` if there is none."""
         if model_id in self.base_models():
-            return ServedModel(model_id, model_id, None, self.started)
+            return ServedModel(model_id, model_id, None, self.store.base_model_times([model_id])[model_id])
         record = self.store.get_model(model_id)
         if record is not None:
             return ServedModel(record.id, record.base_model, record.adapter_dir, record.created)

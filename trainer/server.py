@@ -36,7 +36,7 @@ def create_app(config: TrainerConfig, engine: Engine) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = Store(config.db_path)
-        jobs = JobManager(store, engine, config.files_dir)
+        jobs = JobManager(store, engine, files_dir=config.files_dir, jobs_dir=config.jobs_dir, org=config.org)
         app.state.ctx = AppContext(config, store, engine, jobs, ModelResolver(store, engine))
         jobs.start()
         log.info("trainer serving %s with data in %s", ", ".join(engine.base_models()), config.data_dir)

@@ -2,7 +2,8 @@
 
 One ``sqlite3`` connection shared by the HTTP handlers and the worker threads, guarded
 by a lock (every method is one short transaction). File contents and adapters live on
-disk under the data directory; the database holds their paths. All SQL is
+disk under the data directory; the database holds their paths. The schema is
+:mod:`trainer.migrations`, applied when the store opens. All SQL is
 parameterised; the only interpolated fragments are column names from this module.
 """
 
@@ -14,85 +15,16 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from trainer import migrations
 from trainer.ids import event_id, now
 
 T = TypeVar("T")
 
 ACTIVE_STATUSES = ("validating_files", "queued", "running")
-
-_SCHEMA = [
-    """
-    CREATE TABLE files (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        filename TEXT NOT NULL,
-        purpose TEXT NOT NULL,
-        bytes INTEGER NOT NULL,
-        created_at INTEGER NOT NULL,
-        path TEXT NOT NULL
-    )""",
-    """
-    CREATE TABLE jobs (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        created_at INTEGER NOT NULL,
-        model TEXT NOT NULL,
-        training_file TEXT NOT NULL,
-        validation_file TEXT,
-        suffix TEXT,
-        seed INTEGER NOT NULL,
-        metadata TEXT,
-        hyperparameters TEXT NOT NULL,
-        status TEXT NOT NULL,
-        error TEXT,
-        model_name TEXT NOT NULL,
-        fine_tuned_model TEXT,
-        finished_at INTEGER,
-        trained_tokens INTEGER,
-        result_files TEXT NOT NULL DEFAULT '[]',
-        estimated_finish INTEGER,
-        output_dir TEXT NOT NULL
-    )""",
-    "CREATE INDEX jobs_status ON jobs(status)",
-    """
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        job_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        level TEXT NOT NULL,
-        message TEXT NOT NULL,
-        type TEXT NOT NULL,
-        data TEXT
-    )""",
-    "CREATE INDEX events_job ON events(job_id, seq)",
-    """
-    CREATE TABLE checkpoints (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        job_id TEXT NOT NULL,
-        created_at INTEGER NOT NULL,
-        step INTEGER NOT NULL,
-        epoch INTEGER NOT NULL,
-        model_name TEXT NOT NULL UNIQUE,
-        path TEXT NOT NULL,
-        metrics TEXT NOT NULL
-    )""",
-    "CREATE INDEX checkpoints_job ON checkpoints(job_id, seq)",
-    """
-    CREATE TABLE models (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        created INTEGER NOT NULL,
-        base_model TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        adapter_dir TEXT NOT NULL
-    )""",
-]
-
 
 @dataclass(frozen=True)
 class FileRecord:
@@ -248,12 +180,8 @@ class Store:
             self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
-        with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                for statement in _SCHEMA:
-                    db.execute(statement)
-                db.execute("PRAGMA user_version = 1")
+        with self._lock:
+            migrations.apply(self._db, lambda: datetime.now(UTC).isoformat())
 
     def _one(self, sql: str, params: Sequence[Any]) -> sqlite3.Row | None:
         with self._lock:
@@ -345,26 +273,44 @@ class Store:
         return [_job(r) for r in self._all(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY seq", statuses)]  # noqa: S608
 
     def update_job(self, job_id: str, *, expect: Sequence[str] | None = None,
-                   event: EventRecord | None = None, **fields: Any) -> bool:  # fmt: skip
-        """Set ``fields`` (and log ``event``) atomically, only if the status is in ``expect``.
+                   events: Sequence[EventRecord] = (), **fields: Any) -> bool:  # fmt: skip
+        """Set ``fields`` (and log ``events``) atomically, only if the status is in ``expect``.
 
         Returns False (and changes nothing) when the job is not in an expected status,
-        which is how a cancel racing with the worker is resolved.
+        which is how a cancel racing with the worker is resolved; with no ``fields`` it
+        only logs ``events``, under the same condition.
         """
         encoders: dict[str, Callable[[Any], Any]] = {"metadata": _dumps, "hyperparameters": json.dumps, "error": _dumps,
                     "result_files": json.dumps}  # fmt: skip
         columns = [f"{name} = ?" for name in fields]
         values = [encoders.get(name, lambda v: v)(value) for name, value in fields.items()]
-        sql = f"UPDATE jobs SET {', '.join(columns)} WHERE id = ?"  # noqa: S608
-        params: list[Any] = [*values, job_id]
+        where, params = " WHERE id = ?", [job_id]
         if expect is not None:
-            sql += f" AND status IN ({', '.join('?' for _ in expect)})"
+            where += f" AND status IN ({', '.join('?' for _ in expect)})"
             params += list(expect)
         with self._tx() as db:
-            changed = db.execute(sql, params).rowcount > 0 if fields else True
-            if changed and event is not None:
-                self._insert_event(db, event)
+            if fields:
+                sql = f"UPDATE jobs SET {', '.join(columns)}{where}"  # noqa: S608
+                changed = db.execute(sql, [*values, *params]).rowcount > 0
+            else:
+                changed = db.execute(f"SELECT 1 FROM jobs{where}", params).fetchone() is not None  # noqa: S608
+            if changed:
+                for event in events:
+                    self._insert_event(db, event)
         return changed
+
+    def job_with_model_name(self, model_name: str) -> JobRecord | None:
+        row = self._one("SELECT * FROM jobs WHERE model_name = ?", (model_name,))
+        return _job(row) if row else None
+
+    def jobs_missing_final_event(self, status: str, message: str) -> list[str]:
+        """Ids of jobs in ``status`` whose newest event is not ``message``."""
+        rows = self._all(
+            "SELECT id FROM jobs WHERE status = ? AND (SELECT message FROM events "
+            "WHERE events.job_id = jobs.id ORDER BY seq DESC LIMIT 1) IS NOT ? ORDER BY seq",
+            (status, message),
+        )
+        return [r["id"] for r in rows]
 
     def succeed_job(self, job_id: str, *, model: ModelRecord, results_file: FileRecord,
                     trained_tokens: int, events: Sequence[EventRecord]) -> bool:  # fmt: skip
@@ -404,8 +350,13 @@ class Store:
         )
 
     def add_event(self, event: EventRecord) -> None:
+        self.add_events([event])
+
+    def add_events(self, events: Sequence[EventRecord]) -> None:
+        """Log ``events`` in one transaction, in order."""
         with self._tx() as db:
-            self._insert_event(db, event)
+            for event in events:
+                self._insert_event(db, event)
 
     def list_events(self, job_id: str, *, after: str | None, limit: int) -> Page[EventRecord] | None:
         """Newest first, like OpenAI."""
@@ -446,6 +397,20 @@ class Store:
         return _checkpoint(row) if row else None
 
     # ----- models -----
+
+    def base_model_times(self, model_ids: Sequence[str]) -> dict[str, int]:
+        """When each base model was first served; unseen ones are recorded as seen now."""
+        marks = ", ".join("?" for _ in model_ids)
+        sql = f"SELECT id, created FROM base_models WHERE id IN ({marks})"  # noqa: S608
+        known = {r["id"]: r["created"] for r in self._all(sql, list(model_ids))}
+        missing = [m for m in model_ids if m not in known]
+        if missing:
+            with self._tx() as db:
+                db.executemany("INSERT OR IGNORE INTO base_models (id, created) VALUES (?, ?)",
+                               [(m, now()) for m in missing])  # fmt: skip
+                rows = db.execute(sql, list(model_ids)).fetchall()
+            known = {r["id"]: r["created"] for r in rows}
+        return known
 
     def get_model(self, model_id: str) -> ModelRecord | None:
         row = self._one("SELECT * FROM models WHERE id = ?", (model_id,))

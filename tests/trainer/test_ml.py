@@ -243,6 +243,8 @@ def test_checkpoint_every_epoch_with_validation(engine: Any, tmp_path: Path) -> 
     assert [m.epoch for m in rec.steps] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
     assert all(m.total_steps == 9 for m in rec.steps)
     assert all(m.valid_loss is not None for m in rec.steps)  # <= 10 steps: every step
+    assert [m.step for m in rec.steps if m.full_valid_loss is not None] == [3, 6, 9]  # each epoch's end
+    assert all(c.metrics.full_valid_mean_token_accuracy is not None for c in rec.checkpoints)
     assert result.adapter_dir == tmp_path / "out" / "adapter"
     final, last = adapter_weights(result.adapter_dir), adapter_weights(rec.checkpoints[-1].path)
     assert final.keys() == last.keys() and all(torch.equal(final[k], last[k]) for k in final)

@@ -12,6 +12,7 @@ import atexit
 import email.policy
 import functools
 import json
+import re
 import shutil
 import signal
 import socket
@@ -284,7 +285,8 @@ async def test_job_lifecycle_to_success_matches_spec(server: str) -> None:
     assert job.fine_tuned_model is None and job.trained_tokens is None
     done = await wait_status(client, job.id, {"succeeded", "failed", "cancelled"})
     assert done.status == "succeeded", done.error
-    assert done.fine_tuned_model == f"ft:{BASE}:testorg:my-bot:{job.id.removeprefix('ftjob-')}"
+    assert re.fullmatch(r"ftjob-[A-Za-z0-9]{24}", job.id)  # OpenAI's length
+    assert done.fine_tuned_model == f"ft:{BASE}:testorg:my-bot:{job.id[6:14]}"  # 8 characters, as OpenAI's
     assert done.trained_tokens and done.trained_tokens > 0
     hp = done.hyperparameters
     assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (4, 4, 5.0)
@@ -307,6 +309,10 @@ async def test_job_lifecycle_to_success_matches_spec(server: str) -> None:
     metrics = [e for e in events if e.type == "metrics"]
     assert [e.data["step"] for e in metrics] == list(range(1, 13))
     assert metrics[-1].message.startswith("Step 12/12: training loss=")
+    assert ", full validation loss=" in metrics[-1].message
+    full = {"full_valid_loss", "full_valid_mean_token_accuracy"}
+    assert [e.data["step"] for e in metrics if full <= set(e.data)] == [3, 6, 9, 12]  # each epoch's end
+    assert not any(full & set(e.data) for e in metrics if e.data["step"] % 3)
     assert set(metrics[2].data) >= {"step", "train_loss", "valid_loss", "train_mean_token_accuracy", "total_steps"}
     assert metrics[-1].data["train_loss"] < metrics[0].data["train_loss"]
 
@@ -314,7 +320,11 @@ async def test_job_lifecycle_to_success_matches_spec(server: str) -> None:
     assert [c.step_number for c in checkpoints] == [12, 9, 6, 3]
     assert checkpoints[-1].fine_tuned_model_checkpoint == f"{done.fine_tuned_model}:ckpt-step-3"
     assert checkpoints[-1].metrics.train_loss == pytest.approx(metrics[2].data["train_loss"])
-    assert checkpoints[-1].metrics.full_valid_loss == pytest.approx(metrics[2].data["valid_loss"])
+    assert checkpoints[-1].metrics.full_valid_loss == pytest.approx(metrics[2].data["full_valid_loss"])
+    assert checkpoints[0].metrics.full_valid_mean_token_accuracy == metrics[-1].data["full_valid_mean_token_accuracy"]
+    snapshot_messages = [m for m in messages if m.startswith("Checkpoint created")]
+    assert snapshot_messages == [f"Checkpoint created at step {c.step_number} with Snapshot ID: "
+                                 f"{c.fine_tuned_model_checkpoint}" for c in checkpoints[::-1]]  # fmt: skip
     assert all(c.id.startswith("ftckpt_") and c.fine_tuning_job_id == job.id for c in checkpoints)
     first_page = await client.fine_tuning.jobs.checkpoints.list(job.id, limit=1)
     assert [c.step_number for c in first_page.data] == [12] and first_page.has_more

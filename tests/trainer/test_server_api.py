@@ -140,6 +140,79 @@ async def test_chat_errors(server: str) -> None:
     assert err.value.param == "temperature"
 
 
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}, "tools"),
+        ({"tool_choice": "none"}, "tool_choice"),
+        ({"functions": [{"name": "f", "parameters": {"type": "object"}}]}, "functions"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}}, "response_format"),
+        ({"logprobs": True}, "logprobs"),
+        ({"logprobs": True, "top_logprobs": 2}, "top_logprobs"),
+    ],
+)
+async def test_chat_refuses_parameters_it_cannot_honour(server: str, extra: dict, param: str) -> None:
+    """Tool calls, JSON modes and log-probabilities are a 400 naming the parameter, not plain text."""
+    client = async_client(server, recorder=SpecRecorder())
+    messages = [{"role": "user", "content": "hi"}]
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as err:
+            await client.chat.completions.create(model=BASE, messages=messages, max_tokens=2, stream=stream, **extra)
+        assert (err.value.param, err.value.code, err.value.type) == (param, "unsupported_parameter", "invalid_request_error")
+        assert f"'{param}'" in err.value.message
+
+
+async def test_chat_accepts_the_harmless_forms_of_those_parameters(server: str) -> None:
+    """``response_format: text`` and ``logprobs: false`` ask for what is returned anyway."""
+    client = async_client(server, recorder=SpecRecorder())
+    chat = await client.chat.completions.create(model=BASE, messages=[{"role": "user", "content": "hi"}],
+                                                max_tokens=2, response_format={"type": "text"}, logprobs=False)  # fmt: skip
+    assert chat.choices[0].logprobs is None and chat.usage.completion_tokens <= 2
+
+
+JSON_PARSE_ERROR = {
+    "message": (
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+        "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. "
+        "If you have trouble figuring out how to fix this, please contact us through our help center at "
+        "help.openai.com.)"
+    ),
+    "type": "invalid_request_error",
+    "param": None,
+    "code": None,
+}
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/fine_tuning/jobs"])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b'{"model": "x",', "application/json"), (b"1 2", "application/json"), (b"", "application/json"),
+     (b'{"model": NaN}', "application/json"), (b"\xff{}", "application/json"), (b"model=x", "text/plain")],
+)  # fmt: skip
+async def test_malformed_json_body_gets_openais_parse_error(server: str, path: str, body: bytes,
+                                                            content_type: str) -> None:  # fmt: skip
+    headers = {"Authorization": f"Bearer {API_KEY}", "Content-Type": content_type}
+    async with httpx2.AsyncClient() as raw:
+        response = await raw.post(f"{server}{path}", content=body, headers=headers)
+        assert (response.status_code, response.json()) == (400, {"error": JSON_PARSE_ERROR})
+        unauthorised = await raw.post(f"{server}{path}", content=body, headers={"Content-Type": content_type})
+        assert unauthorised.status_code == 401  # the key is checked before the body
+
+
+async def test_base_model_created_is_stable_across_restarts(config: TrainerConfig) -> None:
+    with running_server(config, tiny_engine()) as url:
+        client = async_client(url)
+        first = {m.id: m.created for m in (await client.models.list()).data}
+        assert (await client.models.retrieve(BASE)).created == first[BASE]
+    while int(time.time()) <= first[BASE]:  # a restart in a later second must not move it
+        await asyncio.sleep(0.05)
+    with running_server(config, tiny_engine()) as url:
+        client = async_client(url)
+        assert {m.id: m.created for m in (await client.models.list()).data} == first
+        assert (await client.models.retrieve(BASE)).created == first[BASE]
+
+
 async def test_models_retrieve_and_delete(server: str, config: TrainerConfig) -> None:
     recorder = SpecRecorder()
     client = async_client(server, recorder=recorder)
@@ -148,7 +221,7 @@ async def test_models_retrieve_and_delete(server: str, config: TrainerConfig) ->
                                                hyperparameters={"n_epochs": 1, "batch_size": 5})  # fmt: skip
     done = await wait_status(client, job.id, {"succeeded", "failed"})
     assert done.status == "succeeded", done.error
-    assert done.fine_tuned_model.endswith(f"::{job.id.removeprefix('ftjob-')}")  # empty suffix segment
+    assert done.fine_tuned_model.endswith(f"::{job.id[6:14]}")  # empty suffix segment
 
     model = await client.models.retrieve(done.fine_tuned_model)
     assert (model.id, model.owned_by) == (done.fine_tuned_model, "testorg")

@@ -74,6 +74,9 @@ async def test_cancel_stops_running_training_within_seconds_and_frees_the_worker
         done = await wait_status(client, waiting.id, {"succeeded", "failed"}, timeout=60)
         assert done.status == "succeeded", done.error
         assert await _metrics_steps(client, slow.id) == steps  # nothing trained after the stop
+        messages = [e.message for e in await all_events(client, slow.id)]
+        assert messages[-2:] == [stopped.message, "Fine-tuning job cancelled"]  # the status event is the last
+        assert messages.count("Fine-tuning job cancelled") == 1
         assert (await client.fine_tuning.jobs.retrieve(slow.id)).fine_tuned_model is None
         with pytest.raises(openai.BadRequestError):
             await client.fine_tuning.jobs.cancel(slow.id)

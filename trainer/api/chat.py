@@ -7,20 +7,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from trainer import ids
-from trainer.api.deps import AppContext, get_ctx
+from trainer.api.deps import AppContext, get_ctx, json_body
 from trainer.engine import Generation, GenerationParams
-from trainer.errors import APIError, bad_request
+from trainer.errors import APIError, bad_request, unsupported_parameter
 from trainer.models import ServedModel
 
 router = APIRouter()
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+UNHONOURED = ("tools", "tool_choice", "functions", "function_call", "top_logprobs")
+"""Parameters that ask for something this server cannot give (tool calls, log-probabilities):
+any value is refused. ``functions``/``function_call`` are the deprecated forms of ``tools``."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +98,30 @@ def _stop(raw: Any) -> tuple[str, ...]:
     return tuple(stops)
 
 
+def _refuse_unhonoured(body: dict[str, Any]) -> None:
+    """A 400 naming the first parameter the answer would not honour, instead of plain text.
+
+    Values that ask for nothing beyond what is returned anyway are accepted:
+    ``response_format: {"type": "text"}`` (plain text is what this server returns) and
+    ``logprobs: false`` (no log-probabilities is the default).
+    """
+    for name in UNHONOURED:
+        if body.get(name) is not None:
+            raise unsupported_parameter(name)
+    if body.get("logprobs") not in (None, False):
+        raise unsupported_parameter("logprobs")
+    response_format = body.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind != "text":
+            raise unsupported_parameter(
+                "response_format", f"of type {kind!r} is not supported by this server (only 'text' is)"
+            )
+
+
 def parse_chat_request(body: Any) -> ChatRequest:
-    """Validate a chat body; unknown and unsupported-but-harmless fields are ignored."""
+    """Validate a chat body: what the server cannot honour is a 400 naming the parameter;
+    unknown fields and harmless ones (``user``, ``metadata``, penalties...) are ignored."""
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     model = body.get("model")
@@ -104,6 +129,7 @@ def parse_chat_request(body: Any) -> ChatRequest:
         raise bad_request("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     if body.get("n") not in (None, 1):
         raise bad_request("Invalid 'n': this server generates one choice per request.", param="n")
+    _refuse_unhonoured(body)
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise bad_request("Invalid 'seed': expected an integer.", param="seed")
@@ -170,7 +196,7 @@ def _stream(gen: Generation, request: ChatRequest, completion_id: str, created: 
 
 
 @router.post("/chat/completions", response_model=None)
-async def create_chat_completion(ctx: Ctx, body: Annotated[Any, Body()] = None) -> dict[str, Any] | StreamingResponse:
+async def create_chat_completion(ctx: Ctx, body: Annotated[Any, Depends(json_body)]) -> dict[str, Any] | StreamingResponse:
     request = parse_chat_request(body)
     served = ctx.models.resolve(request.model)
     completion_id, created = ids.completion_id(), ids.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from fastapi import Request
 
 from trainer.config import TrainerConfig
 from trainer.engine import Engine
-from trainer.errors import bad_request, invalid_api_key, missing_api_key
+from trainer.errors import bad_request, invalid_api_key, invalid_json, missing_api_key
 from trainer.jobs import JobManager
 from trainer.models import ModelResolver
 from trainer.store import Page, Store
@@ -42,6 +43,19 @@ def require_api_key(request: Request) -> None:
         raise missing_api_key()
     if not hmac.compare_digest(key.strip().encode(), expected.encode()):
         raise invalid_api_key(key.strip())
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def json_body(request: Request) -> Any:
+    """The request body decoded as JSON, whatever its content type; OpenAI's 400 if it is not
+    JSON (empty, truncated, ``NaN``, not UTF-8). A dependency, so the API-key check runs first."""
+    try:
+        return json.loads(await request.body(), parse_constant=_no_constant)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError included
+        raise invalid_json() from None
 
 
 def check_limit(limit: int, maximum: int) -> int:

@@ -21,7 +21,7 @@ Ctx = Annotated[AppContext, Depends(get_ctx)]
 @router.get("/models")
 def list_models(ctx: Ctx) -> dict[str, Any]:
     """Base models first, then fine-tuned models oldest first (checkpoints are not listed)."""
-    data = [model_object(m, ctx.models.started, BASE_MODEL_OWNER) for m in ctx.models.base_models()]
+    data = [model_object(m, created, BASE_MODEL_OWNER) for m, created in ctx.models.base_models_created()]
     data += [model_object(m.id, m.created, ctx.config.org) for m in ctx.models.fine_tuned()]
     return {"object": "list", "data": data}
 

@@ -191,13 +191,13 @@ class LoraTrainer:
                     step += 1
                     self.stats.steps += 1
                     last_of_epoch = b == steps_per_epoch - 1
-                    v_loss = v_acc = None
-                    if valid_seqs and last_of_epoch:
-                        v_loss, v_acc = self.evaluate(model, valid_seqs, callbacks)
+                    v_loss = v_acc = full_loss = full_acc = None
+                    if valid_seqs and last_of_epoch:  # the full set; also this step's valid_*
+                        full_loss, full_acc = v_loss, v_acc = self.evaluate(model, valid_seqs, callbacks)
                     elif valid_seqs and step % valid_every == 0:
                         mini, valid_cursor = _take_cyclic(valid_seqs, valid_cursor, hp.batch_size)
                         v_loss, v_acc = self.evaluate(model, mini, callbacks)
-                    metrics = StepMetrics(step, total_steps, epoch + 1, loss, acc, v_loss, v_acc)
+                    metrics = StepMetrics(step, total_steps, epoch + 1, loss, acc, v_loss, v_acc, full_loss, full_acc)
                     callbacks.on_step(metrics)
                     if callbacks.should_stop():
                         raise TrainingCancelled()
