@@ -1,11 +1,28 @@
-"""``python -m bot``: start tunecord."""
+"""``python -m bot``: start tunecord.
+
+The composition root: settings, logging, the database, the price catalogue, the services
+and the Discord client are made here, once, and handed to what needs them. A start-up
+failure ends with one sentence on stderr and exit code 1 (2 for configuration errors);
+SIGTERM or Ctrl-C lets the interactions in progress finish, closes the database and exits 0.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import sys
 
-from bot.settings import SettingsError, load_settings
+from bot.client.bot import create_bot
+from bot.client.endpoints import point_discord_at
+from bot.client.lifecycle import serve, stop_event_on_signals
+from bot.errors import StartupError
+from bot.log_setup import configure_logging
+from bot.services.registry import build_services
+from bot.settings import Settings, SettingsError, load_settings
+from bot.startup import load_catalogue, open_storage
+
+log = logging.getLogger("bot")
 
 TOKEN_HELP = """tunecord needs a Discord bot token to start.
 
@@ -14,6 +31,20 @@ TOKEN_HELP = """tunecord needs a Discord bot token to start.
      (or export DISCORD_TOKEN in the environment)
   3. Run the same command again.
 """
+
+
+async def run(settings: Settings, token: str) -> None:
+    """Open everything, serve Discord until a stop signal, close everything."""
+    stop = stop_event_on_signals()
+    point_discord_at(settings.discord_api_base, settings.discord_gateway_url)
+    storage = await open_storage(settings.database_path)
+    try:
+        catalogue = load_catalogue(settings.prices_path)
+        bot = create_bot(settings, storage, catalogue, build_services(storage, catalogue))
+        await serve(bot, token, stop)
+    finally:
+        await storage.close()
+        log.info("database closed")
 
 
 def main() -> int:
@@ -25,11 +56,13 @@ def main() -> int:
     if not settings.discord_token:
         print(TOKEN_HELP, file=sys.stderr)
         return 2
-    print(
-        "tunecord: configuration loaded; the Discord client is not part of this release yet.",
-        file=sys.stderr,
-    )
-    return 1
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(run(settings, settings.discord_token))
+    except StartupError as exc:
+        print(f"tunecord: {str(exc).rstrip('.')}.", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

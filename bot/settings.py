@@ -14,6 +14,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 BACKENDS = ("trainer", "openai")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(ValueError):
@@ -34,6 +35,9 @@ class Settings:
     default_model: str = "smollm2-135m-instruct"
     prices_path: Path | None = None
     log_level: str = "INFO"
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    dev_guild_id: int | None = None
 
     @property
     def backend_url(self) -> str | None:
@@ -53,6 +57,23 @@ def _flag(value: str | None, default: bool) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"expected true/false, got {value!r}")
+
+
+def _url(name: str, value: str | None, schemes: tuple[str, ...], example: str) -> str | None:
+    if value is None:
+        return None
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in schemes or not rest.strip("/"):
+        raise SettingsError(f"{name} must be a {' or '.join(schemes)} URL such as {example}, not {value!r}")
+    return value.rstrip("/")
+
+
+def _snowflake(name: str, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.strip().isdigit() or int(value) <= 0:
+        raise SettingsError(f"{name} must be a Discord server ID (a number), not {value!r}")
+    return int(value)
 
 
 def load_settings(
@@ -78,6 +99,11 @@ def load_settings(
         start_trainer = _flag(get("TUNECORD_START_TRAINER"), backend == "trainer")
     except SettingsError as exc:
         raise SettingsError(f"TUNECORD_START_TRAINER: {exc}") from None
+    log_level = (get("TUNECORD_LOG_LEVEL") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(
+            f"TUNECORD_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}"
+        )
     return Settings(
         discord_token=get("DISCORD_TOKEN"),
         database_path=Path(get("TUNECORD_DB") or Settings.database_path),
@@ -90,5 +116,14 @@ def load_settings(
         openai_base_url=get("OPENAI_BASE_URL"),
         default_model=get("TUNECORD_DEFAULT_MODEL") or Settings.default_model,
         prices_path=Path(prices) if prices else None,
-        log_level=(get("TUNECORD_LOG_LEVEL") or "INFO").upper(),
+        log_level=log_level,
+        discord_api_base=_url(
+            "DISCORD_API_BASE", get("DISCORD_API_BASE"), ("http", "https"),
+            "http://127.0.0.1:8080/api/v10",
+        ),
+        discord_gateway_url=_url(
+            "DISCORD_GATEWAY_URL", get("DISCORD_GATEWAY_URL"), ("ws", "wss"),
+            "ws://127.0.0.1:8080/gateway",
+        ),
+        dev_guild_id=_snowflake("DEV_GUILD_ID", get("DEV_GUILD_ID")),
     )

@@ -9,11 +9,31 @@ from typing import Any
 
 from storage.db import Database, parse_timestamp
 from storage.records import GuildSettings, micros_to_usd, usd_to_micros
+from storage.tables import Table
 
-_SELECT = (
-    "SELECT guild_id, default_base_model, provider, chat_enabled, capture_enabled, "
-    "admin_role_id, curator_role_id, monthly_budget_micro_usd, created_at, updated_at "
-    "FROM guild_settings WHERE guild_id = ?"
+_GUILD_SETTINGS = Table(
+    "guild_settings", "guild_id", "default_base_model", "provider", "chat_enabled",
+    "capture_enabled", "admin_role_id", "curator_role_id", "monthly_budget_micro_usd",
+    "review_channel_id", "vote_threshold", "max_pending_per_member", "created_at", "updated_at",
+)  # fmt: skip
+_SELECT = _GUILD_SETTINGS.select("guild_id = ?")
+_UPSERT = _GUILD_SETTINGS.returning(
+    "INSERT INTO guild_settings (guild_id, default_base_model, provider, chat_enabled, "
+    "capture_enabled, admin_role_id, curator_role_id, monthly_budget_micro_usd, "
+    "review_channel_id, vote_threshold, max_pending_per_member, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (guild_id) DO UPDATE SET "
+    "default_base_model = excluded.default_base_model, "
+    "provider = excluded.provider, "
+    "chat_enabled = excluded.chat_enabled, "
+    "capture_enabled = excluded.capture_enabled, "
+    "admin_role_id = excluded.admin_role_id, "
+    "curator_role_id = excluded.curator_role_id, "
+    "monthly_budget_micro_usd = excluded.monthly_budget_micro_usd, "
+    "review_channel_id = excluded.review_channel_id, "
+    "vote_threshold = excluded.vote_threshold, "
+    "max_pending_per_member = excluded.max_pending_per_member, "
+    "updated_at = excluded.updated_at"
 )
 _SETTABLE = frozenset(
     {
@@ -24,6 +44,9 @@ _SETTABLE = frozenset(
         "admin_role_id",
         "curator_role_id",
         "monthly_budget_usd",
+        "review_channel_id",
+        "vote_threshold",
+        "max_pending_per_member",
     }
 )
 
@@ -39,6 +62,9 @@ def _settings(row: sqlite3.Row) -> GuildSettings:
         admin_role_id=row["admin_role_id"],
         curator_role_id=row["curator_role_id"],
         monthly_budget_usd=None if budget is None else micros_to_usd(budget),
+        review_channel_id=row["review_channel_id"],
+        vote_threshold=row["vote_threshold"],
+        max_pending_per_member=row["max_pending_per_member"],
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
     )
@@ -78,21 +104,7 @@ class GuildRepository:
                 None if new.monthly_budget_usd is None else usd_to_micros(new.monthly_budget_usd)
             )
             saved = await tx.fetchone(
-                "INSERT INTO guild_settings (guild_id, default_base_model, provider, chat_enabled, "
-                "capture_enabled, admin_role_id, curator_role_id, monthly_budget_micro_usd, "
-                "created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (guild_id) DO UPDATE SET "
-                "default_base_model = excluded.default_base_model, "
-                "provider = excluded.provider, "
-                "chat_enabled = excluded.chat_enabled, "
-                "capture_enabled = excluded.capture_enabled, "
-                "admin_role_id = excluded.admin_role_id, "
-                "curator_role_id = excluded.curator_role_id, "
-                "monthly_budget_micro_usd = excluded.monthly_budget_micro_usd, "
-                "updated_at = excluded.updated_at "
-                "RETURNING guild_id, default_base_model, provider, chat_enabled, capture_enabled, "
-                "admin_role_id, curator_role_id, monthly_budget_micro_usd, created_at, updated_at",
+                _UPSERT,
                 (
                     guild_id,
                     new.default_base_model,
@@ -102,6 +114,9 @@ class GuildRepository:
                     new.admin_role_id,
                     new.curator_role_id,
                     budget_micros,
+                    new.review_channel_id,
+                    new.vote_threshold,
+                    new.max_pending_per_member,
                     now,
                     now,
                 ),

@@ -291,11 +291,33 @@ CREATE TABLE chat_channels (
 ) WITHOUT ROWID;
 """
 
+_GUILD_REVIEW_SETTINGS = """
+ALTER TABLE guild_settings ADD COLUMN review_channel_id INTEGER;
+ALTER TABLE guild_settings ADD COLUMN vote_threshold INTEGER NOT NULL DEFAULT 3
+    CHECK (vote_threshold BETWEEN 1 AND 100);
+ALTER TABLE guild_settings ADD COLUMN max_pending_per_member INTEGER NOT NULL DEFAULT 20
+    CHECK (max_pending_per_member BETWEEN 1 AND 1000);
+"""
+
+# The hash of the command tree last synced per (application, scope); guild_id 0 is global.
+# The bot re-syncs only when its tree changed, to spare Discord's sync rate limit.
+_COMMAND_SYNCS = """
+CREATE TABLE command_syncs (
+    application_id INTEGER NOT NULL,
+    guild_id INTEGER NOT NULL,
+    payload_hash TEXT NOT NULL,
+    synced_at TEXT NOT NULL,
+    PRIMARY KEY (application_id, guild_id)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: guild settings, datasets, examples, votes, consents", _CORE),
     Migration(2, "token counts per encoding and per-dataset statistics", _TOKENS_AND_STATS),
     Migration(3, "fine-tune jobs, active models, spend ledger", _JOBS_AND_MODELS),
     Migration(4, "chat channels", _CHAT_CHANNELS),
+    Migration(5, "guild settings: review channel, vote threshold, pending cap", _GUILD_REVIEW_SETTINGS),
+    Migration(6, "command tree sync hashes", _COMMAND_SYNCS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

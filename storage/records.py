@@ -72,6 +72,9 @@ class GuildSettings:
     admin_role_id: int | None = None
     curator_role_id: int | None = None
     monthly_budget_usd: Decimal | None = None
+    review_channel_id: int | None = None
+    vote_threshold: int = 3
+    max_pending_per_member: int = 20
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -6,6 +6,7 @@ from os import PathLike
 from typing import Any
 
 from storage.channels import ChatChannelRepository
+from storage.command_syncs import CommandSyncRepository
 from storage.consents import ConsentRepository
 from storage.datasets import DatasetRepository
 from storage.db import Database
@@ -33,6 +34,7 @@ class Storage:
         self.channels = ChatChannelRepository(db)
         self.spend = SpendRepository(db)
         self.privacy = PrivacyRepository(db)
+        self.command_syncs = CommandSyncRepository(db)
 
     @classmethod
     async def open(cls, path: str | PathLike[str], **options: Any) -> Storage:

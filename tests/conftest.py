@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from storage.store import Storage
 
@@ -17,6 +18,12 @@ if "TIKTOKEN_CACHE_DIR" not in os.environ and _SHARED_TIKTOKEN.is_dir():
     os.environ["TIKTOKEN_CACHE_DIR"] = str(_SHARED_TIKTOKEN)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# One Hypothesis profile for the whole suite: no per-example deadline (the first example of
+# a test may be the one that loads a BPE file or a tokenizer, whichever test runs first)
+# and a derandomized search, so a run tests the same examples whatever the order of tests.
+hypothesis_settings.register_profile("tunecord", deadline=None, derandomize=True)
+hypothesis_settings.load_profile("tunecord")
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -33,6 +33,38 @@ def test_bad_settings_say_what_to_fix():
         load_settings({"TUNECORD_START_TRAINER": "maybe"}, None)
 
 
+def test_discord_endpoints_and_dev_guild():
+    settings = load_settings(
+        {
+            "DISCORD_API_BASE": "http://127.0.0.1:8080/api/v10/",
+            "DISCORD_GATEWAY_URL": "ws://127.0.0.1:8080/gateway",
+            "DEV_GUILD_ID": "123456789012345678",
+        },
+        None,
+    )
+    assert settings.discord_api_base == "http://127.0.0.1:8080/api/v10"
+    assert settings.discord_gateway_url == "ws://127.0.0.1:8080/gateway"
+    assert settings.dev_guild_id == 123456789012345678
+    defaults = load_settings({}, None)
+    assert (defaults.discord_api_base, defaults.discord_gateway_url, defaults.dev_guild_id) == (
+        None,
+        None,
+        None,
+    )
+    with pytest.raises(SettingsError, match="DISCORD_API_BASE must be a http or https URL"):
+        load_settings({"DISCORD_API_BASE": "127.0.0.1:8080"}, None)
+    with pytest.raises(SettingsError, match="DISCORD_GATEWAY_URL must be a ws or wss URL"):
+        load_settings({"DISCORD_GATEWAY_URL": "http://127.0.0.1/gateway"}, None)
+    with pytest.raises(SettingsError, match="DEV_GUILD_ID must be a Discord server ID"):
+        load_settings({"DEV_GUILD_ID": "my-server"}, None)
+
+
+def test_log_level_must_be_a_level_name():
+    assert load_settings({"TUNECORD_LOG_LEVEL": "warning"}, None).log_level == "WARNING"
+    with pytest.raises(SettingsError, match="TUNECORD_LOG_LEVEL must be one of DEBUG, INFO"):
+        load_settings({"TUNECORD_LOG_LEVEL": "chatty"}, None)
+
+
 def test_env_example_lists_every_setting():
     from pathlib import Path
 

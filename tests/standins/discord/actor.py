@@ -11,7 +11,12 @@ checks the official client applies before anything reaches the bot:
   ``USE_APPLICATION_COMMANDS``) raises :class:`CommandNotPermitted`, unless
   ``force=True`` (to prove the bot re-checks at run time);
 * a member without ``SEND_MESSAGES``/``ADD_REACTIONS`` cannot send/react
-  (:class:`ActionNotPermitted`).
+  (:class:`ActionNotPermitted`);
+* slowmode (``rate_limit_per_user`` of a channel or thread): one message
+  (and, in the parent, one new thread) per interval, unless the member has
+  ``MANAGE_MESSAGES``, ``MANAGE_CHANNELS``, ``BYPASS_SLOWMODE`` (or, in a
+  thread, ``MANAGE_THREADS``); otherwise :class:`SlowmodeActive`, Discord's
+  error 20016.  Bots are not affected (Discord's channel documentation).
 """
 
 from __future__ import annotations
@@ -24,16 +29,54 @@ from .errors import DiscordHTTPError
 from .handles import InteractionHandle
 from .interactions import APPLICATION_COMMAND, AUTOCOMPLETE, MESSAGE_COMPONENT, MODAL_SUBMIT
 from .messages import Upload, create_message, delete_message, edit_message, reaction_event
-from .permissions import P, has, names
+from .permissions import SLOWMODE_EXEMPT, SLOWMODE_EXEMPT_IN_THREADS, P, has, names
 from .rules import modal_inputs
 from .state import DM, TEXT, Channel, Guild, Member, Message, Role, User, emoji_key
 
 if TYPE_CHECKING:
     from .server import DiscordStandIn
 
+SLOWMODE_RATE_LIMIT = 20016
+
 
 class ActionNotPermitted(PermissionError):
     """The client would not let this member do that (missing permission)."""
+
+
+class SlowmodeActive(ActionNotPermitted):
+    """Slowmode: Discord refuses with 429 ``{"code": 20016, "message": "This
+    action cannot be performed due to slowmode rate limit.", "retry_after"}``."""
+
+    code = SLOWMODE_RATE_LIMIT
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def check_slowmode(
+    server: DiscordStandIn, channel: Channel, user: User, last: dict[int, float], what: str
+) -> None:
+    """Raise :class:`SlowmodeActive` if ``user`` must still wait in ``channel``.
+
+    ``last`` maps user ids to the ``time.monotonic()`` of their previous
+    action of this kind (``channel.slowmode_sent`` or ``slowmode_threads``).
+    """
+    interval = channel.rate_limit_per_user
+    guild = server.world.guild_of(channel)
+    if not interval or guild is None or user.bot or user.id not in last:
+        return
+    exempt = SLOWMODE_EXEMPT_IN_THREADS if channel.is_thread else SLOWMODE_EXEMPT
+    perms = guild.permissions_for(user.id, channel)
+    if perms & (exempt | P.ADMINISTRATOR):
+        return
+    wait = last[user.id] + interval - time.monotonic()
+    if wait > 0:
+        raise SlowmodeActive(
+            f"{user.username} cannot {what} in #{channel.name} for {wait:.1f}s: "
+            "This action cannot be performed due to slowmode rate limit. (20016)",
+            retry_after=wait,
+        )
 
 
 class Actor:
@@ -132,10 +175,14 @@ class Actor:
             Upload(f.filename, f.data, f.content_type, field=f"files[{i}]")
             for i, f in enumerate(files or [])
         ]
+        check_slowmode(self.server, channel, self.user, channel.slowmode_sent, "send messages")
         try:
-            return create_message(self.server, channel, self.user, body, uploads)
+            msg = create_message(self.server, channel, self.user, body, uploads)
         except DiscordHTTPError as exc:
             raise ActionNotPermitted(f"the client refused the message: {exc.payload()}") from None
+        if channel.rate_limit_per_user:
+            channel.slowmode_sent[self.user.id] = time.monotonic()
+        return msg
 
     async def send_dm(self, content: str) -> Message:
         """Write to the bot in DMs."""
@@ -323,11 +370,7 @@ class Actor:
         message = self.server.world.messages[message.id]
         comp = message.component(label_or_custom_id)
         if comp is None:
-            found = [
-                c.get("label") or c.get("custom_id")
-                for r in message.components
-                for c in r.get("components", [])
-            ]
+            found = [c.get("label") or c.get("custom_id") for c in message.interactive_components()]
             raise C.CommandError(
                 f"no component {label_or_custom_id!r} on message {message.id}; found {found}"
             )

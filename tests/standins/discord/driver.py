@@ -14,6 +14,14 @@ guild, ``CHANNEL_CREATE``, ``GUILD_ROLE_CREATE``/``UPDATE``,
 ``GUILD_MEMBER_ADD``/``UPDATE``, ``THREAD_CREATE``, ...).  Because the
 gateway delivers frames in order, the bot has processed a change before it
 sees any later message -- no sleeps needed.
+
+Threads started from a message follow Discord: the thread has the message's
+id, the message gets the ``HAS_THREAD`` flag and a ``thread`` field (and a
+``MESSAGE_UPDATE``), and the thread opens with a ``THREAD_STARTER_MESSAGE``
+(type 21) whose ``message_reference`` points at the message in the parent
+channel.  Slowmode (``rate_limit_per_user``, on channels and threads) is
+enforced for members by :meth:`.Actor.send` (see :class:`.SlowmodeActive`);
+:meth:`WorldBuilder.expire_slowmode` ends the waits without sleeping.
 """
 
 from __future__ import annotations
@@ -22,13 +30,16 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .actor import Actor
+from .actor import Actor, check_slowmode
+from .messages import event_payload
 from .permissions import DEFAULT_EVERYONE, P
 from .state import (
     CATEGORY,
+    HAS_THREAD,
     PRIVATE_THREAD,
     PUBLIC_THREAD,
     TEXT,
+    THREAD_STARTER_MESSAGE,
     Channel,
     Guild,
     Member,
@@ -110,12 +121,15 @@ class GuildDriver:
         category: Channel | None = None,
         topic: str | None = None,
         overwrites: Iterable[Overwrite] = (),
+        rate_limit_per_user: int = 0,
     ) -> Channel:
+        """A new channel; ``rate_limit_per_user`` is its slowmode in seconds."""
         world = self.server.world
         position = sum(1 for c in self.guild.channels.values() if not c.is_thread)
         ch = Channel(
             world.ids.next(), type, name, guild_id=self.id, position=position,
             parent_id=category.id if category else None, topic=topic, overwrites=list(overwrites),
+            rate_limit_per_user=rate_limit_per_user,
         )  # fmt: skip
         self.guild.channels[ch.id] = ch
         world.channels[ch.id] = ch
@@ -145,13 +159,28 @@ class GuildDriver:
         owner: Actor | None = None,
         message: Message | None = None,
         private: bool = False,
+        rate_limit_per_user: int = 0,
     ) -> Channel:
-        """A member opens a thread (from ``message`` if given)."""
+        """A member opens a thread (from ``message`` if given).
+
+        The parent's slowmode also limits thread creation (one thread per
+        interval): ``owner`` may get :class:`.SlowmodeActive`.
+        """
         user = owner.user if owner else self.server.world.users[self.guild.owner_id]
-        return self.server.create_thread_state(
+        check_slowmode(self.server, channel, user, channel.slowmode_threads, "create threads")
+        thread = self.server.create_thread_state(
             channel, name, owner=user, type=PRIVATE_THREAD if private else PUBLIC_THREAD,
-            thread_id=message.id if message else None,
+            thread_id=message.id if message else None, rate_limit_per_user=rate_limit_per_user,
         )  # fmt: skip
+        if channel.rate_limit_per_user:
+            channel.slowmode_threads[user.id] = time.monotonic()
+        return thread
+
+    def set_slowmode(self, channel: Channel, seconds: int) -> None:
+        """Change ``rate_limit_per_user`` (``CHANNEL_UPDATE``/``THREAD_UPDATE``)."""
+        channel.rate_limit_per_user = int(seconds)
+        event = "THREAD_UPDATE" if channel.is_thread else "CHANNEL_UPDATE"
+        self.server.gateway.dispatch(event, channel.payload(), guild_id=self.id)
 
     # ----------------------------------------------------------------- roles
     def create_role(
@@ -304,19 +333,47 @@ class WorldBuilder:
         type: int = PUBLIC_THREAD,
         thread_id: int | None = None,
         auto_archive_duration: int = 1440,
+        rate_limit_per_user: int = 0,
     ) -> Channel:
-        """Create a thread under ``parent`` and dispatch ``THREAD_CREATE``."""
+        """Create a thread under ``parent`` and dispatch ``THREAD_CREATE``.
+
+        With ``thread_id`` (the id of a message in ``parent``) the thread is
+        started from that message: the message gets ``HAS_THREAD`` and a
+        ``thread`` field (dispatched as ``MESSAGE_UPDATE``), and the thread's
+        first message is a ``THREAD_STARTER_MESSAGE`` (type 21) referencing it.
+        """
         world = self.world
         thread = Channel(
             thread_id or world.ids.next(), type, name, guild_id=parent.guild_id, parent_id=parent.id,
             owner_id=owner.id, auto_archive_duration=auto_archive_duration, thread_members={owner.id},
+            rate_limit_per_user=rate_limit_per_user,
         )  # fmt: skip
         world.guilds[parent.guild_id].channels[thread.id] = thread
         world.channels[thread.id] = thread
         payload = thread.payload()
         payload["newly_created"] = True
         self.gateway.dispatch("THREAD_CREATE", payload, guild_id=parent.guild_id)
+        starter = world.messages.get(thread_id) if thread_id else None
+        if starter is not None:
+            starter.flags |= HAS_THREAD
+            world.store_message(
+                Message(
+                    id=world.ids.next(), channel_id=thread.id, guild_id=parent.guild_id,
+                    author=starter.author, type=THREAD_STARTER_MESSAGE, reference_id=starter.id,
+                    reference_channel_id=parent.id,
+                )
+            )  # fmt: skip
+            self.gateway.dispatch_message(
+                "MESSAGE_UPDATE", event_payload(self, starter), parent.guild_id  # type: ignore[arg-type]
+            )
         return thread
+
+    def expire_slowmode(self, channel: Channel | None = None) -> None:
+        """End every running slowmode wait (in ``channel``, or everywhere)."""
+        for ch in [channel] if channel is not None else list(self.world.channels.values()):
+            ch.slowmode_sent.clear()
+            ch.slowmode_threads.clear()
+        self.world.changed()
 
     # ---------------------------------------------------------------- waiting
     def messages_in(self, channel: Channel) -> list[Message]:

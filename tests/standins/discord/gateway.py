@@ -4,7 +4,13 @@ Flow emulated (see discord.py ``gateway.py`` ``DiscordWebSocket``):
 
 1. On connect the server sends ``HELLO {heartbeat_interval}``.
 2. The client heartbeats (op 1, ``d`` = last sequence); the server ACKs
-   (op 11).  The server may request a beat with op 1.
+   (op 11) after ``heartbeat_ack_delay`` seconds (default 0.05 s, a
+   realistic round trip).  The delay matters: discord.py's keep-alive
+   thread records the send time only after the send coroutine has finished
+   on the event loop, so an instant loopback ACK is measured against the
+   *previous* beat (``bot.latency`` ~ the heartbeat interval, plus a
+   "Can't keep up" warning for intervals above 10 s).  The server may
+   request a beat with op 1.
 3. ``IDENTIFY`` (op 2) -> ``READY`` (``session_id``, ``resume_gateway_url``,
    ``application``, unavailable guilds) then one ``GUILD_CREATE`` per guild.
    A bad token closes with 4004; privileged intents the application has not
@@ -13,6 +19,11 @@ Flow emulated (see discord.py ``gateway.py`` ``DiscordWebSocket``):
    client's ``seq`` and then sends ``RESUMED``; an unknown session gets
    ``INVALID_SESSION`` (op 9, ``d: false``) so the client re-identifies.
 5. ``RECONNECT`` (op 7) asks the client to reconnect and resume.
+
+A frame that is not a JSON object closes the connection with 4002 (decode
+error); an unhandled exception while handling a frame is a stand-in bug: it
+is recorded on the server (``handler_errors``) and the connection is closed
+with 1011.
 
 Events are filtered by the session's intents (:mod:`.intents`) and buffered
 per session, so events dispatched while the bot is disconnected are replayed
@@ -26,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,6 +75,10 @@ class Connection:
     heartbeats: int = 0
     last_heartbeat_seq: int | None = None
     close_code: int | None = None
+    acks: int = 0
+    #: ``time.monotonic()`` of each heartbeat received / ACK sent
+    heartbeats_at: list[float] = field(default_factory=list)
+    acks_at: list[float] = field(default_factory=list)
 
     def send(self, frame: dict[str, Any] | Close) -> None:
         self.outbox.put_nowait(frame)
@@ -92,9 +108,17 @@ class Session:
 class Gateway:
     """Gateway endpoint plus test controls (faults and observations)."""
 
-    def __init__(self, server: DiscordStandIn, *, heartbeat_interval_ms: int = 41250) -> None:
+    def __init__(
+        self,
+        server: DiscordStandIn,
+        *,
+        heartbeat_interval_ms: int = 41250,
+        heartbeat_ack_delay: float = 0.05,
+    ) -> None:
         self.server = server
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        #: seconds between a heartbeat and its ACK (see the module docstring)
+        self.heartbeat_ack_delay = heartbeat_ack_delay
         self.sessions: dict[str, Session] = {}
         self.connections: list[Connection] = []
         self.identifies: list[dict[str, Any]] = []
@@ -103,6 +127,7 @@ class Gateway:
         self.member_requests: list[dict[str, Any]] = []
         self.client_close_codes: list[int | None] = []
         self.heartbeats = 0
+        self.heartbeat_acks = 0
         self.connects = 0
         self._fail_next_resume = False
 
@@ -196,7 +221,18 @@ class Gateway:
             async for msg in ws:
                 if msg.type is not WSMsgType.TEXT:
                     continue
-                await self._on_frame(conn, json.loads(msg.data))
+                try:
+                    frame = json.loads(msg.data)
+                except ValueError:
+                    frame = None
+                if not isinstance(frame, dict):
+                    conn.send(Close(4002, "Error while decoding payload."))
+                    continue
+                try:
+                    await self._on_frame(conn, frame)
+                except Exception:  # a stand-in bug: record it, fail the test at teardown
+                    self.server.record_crash(f"gateway op {frame.get('op')!r}")
+                    conn.send(Close(1011, "stand-in crashed"))
         finally:
             conn.close_code = ws.close_code
             self.client_close_codes.append(ws.close_code)
@@ -220,14 +256,36 @@ class Gateway:
                 await conn.ws.send_str(json.dumps(frame))
             except (ConnectionResetError, RuntimeError):
                 return
+            except Exception:  # e.g. an unserialisable payload: a stand-in bug
+                self.server.record_crash(f"gateway send {frame.get('t') or frame.get('op')!r}")
+                return
+            if frame.get("op") == HEARTBEAT_ACK:
+                conn.acks += 1
+                conn.acks_at.append(time.monotonic())
+                self.heartbeat_acks += 1
+                self.world.changed()
+                # waiters on client-side state (``bot.latency``) re-check once
+                # the client has had time to read the ACK
+                loop = asyncio.get_running_loop()
+                for delay in (0.01, 0.1):
+                    loop.call_later(delay, self.world.changed)
+
+    def _ack(self, conn: Connection) -> None:
+        """Send op 11 after :attr:`heartbeat_ack_delay` (without blocking reads)."""
+        ack = {"op": HEARTBEAT_ACK}
+        if self.heartbeat_ack_delay <= 0:
+            conn.send(ack)
+        else:
+            asyncio.get_running_loop().call_later(self.heartbeat_ack_delay, conn.send, ack)
 
     async def _on_frame(self, conn: Connection, frame: dict[str, Any]) -> None:
         op, data = frame.get("op"), frame.get("d")
         if op == HEARTBEAT:
             conn.heartbeats += 1
+            conn.heartbeats_at.append(time.monotonic())
             conn.last_heartbeat_seq = data
             self.heartbeats += 1
-            conn.send({"op": HEARTBEAT_ACK})
+            self._ack(conn)
             self.world.changed()
         elif op == IDENTIFY:
             self._identify(conn, data or {})

@@ -37,7 +37,7 @@ from .errors import (
     FormErrors,
 )
 from .messages import Upload, create_message, delete_message, edit_message
-from .state import EPHEMERAL, LOADING, Channel, Message, User
+from .state import EPHEMERAL, IS_COMPONENTS_V2, LOADING, Channel, Message, User
 
 if TYPE_CHECKING:
     from .server import DiscordStandIn
@@ -314,7 +314,11 @@ class Interactions:
         world = self.server.world
         original = world.messages.get(rec.original_id) if rec.original_id else None
         if rec.callback_type == 5 and original is not None and original.loading:
-            rules.check_message(body, has_files=bool(uploads))
+            rules.check_message(
+                body,
+                has_files=bool(uploads),
+                components_v2=bool(int(body.get("flags") or 0) & IS_COMPONENTS_V2),
+            )
             message = edit_message(self.server, original, body, uploads, finish_loading=True)
         else:
             message = create_message(

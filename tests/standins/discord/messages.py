@@ -10,7 +10,9 @@ non-ephemeral message -- including the bot's own.
 
 from __future__ import annotations
 
+import mimetypes
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +22,10 @@ from .mentions import compute_pings, validate_allowed_mentions
 from .permissions import ALL
 from .state import (
     EPHEMERAL,
+    IS_COMPONENTS_V2,
     LOADING,
     SUPPRESS_EMBEDS,
+    SUPPRESS_NOTIFICATIONS,
     Attachment,
     Channel,
     Message,
@@ -30,6 +34,10 @@ from .state import (
 
 if TYPE_CHECKING:
     from .server import DiscordStandIn
+
+
+#: Flags a bot may set when creating a message (Discord ignores the others).
+CREATE_FLAGS = EPHEMERAL | SUPPRESS_EMBEDS | SUPPRESS_NOTIFICATIONS | IS_COMPONENTS_V2
 
 
 @dataclass
@@ -47,6 +55,24 @@ def author_permissions(server: DiscordStandIn, channel: Channel, user: User) -> 
     if guild is None:
         return ALL
     return guild.permissions_for(user.id, channel)
+
+
+def attachment_content_type(filename: str, declared: str | None) -> str | None:
+    """The ``content_type`` Discord reports for an upload.
+
+    Discord works it out from the file rather than trusting the multipart
+    part (discord.py always sends ``application/octet-stream``): by
+    extension here, with ``; charset=utf-8`` for text, e.g. ``notes.txt`` ->
+    ``text/plain; charset=utf-8``.  A specific declared type is kept.
+    """
+    if declared and declared.split(";")[0].strip().lower() != "application/octet-stream":
+        return declared
+    guessed, _ = mimetypes.guess_type(filename, strict=False)
+    if guessed is None:
+        return declared
+    if guessed.startswith("text/") or guessed in ("application/json", "application/x-ndjson"):
+        return f"{guessed}; charset=utf-8"
+    return guessed
 
 
 def make_attachments(
@@ -77,7 +103,7 @@ def make_attachments(
             att_id,
             filename,
             up.data,
-            up.content_type,
+            attachment_content_type(filename, up.content_type),
             url,
             description=info.get("description"),
             ephemeral=ephemeral,
@@ -133,12 +159,14 @@ def create_message(
     """Validate ``body`` like Discord and create (and dispatch) the message."""
     uploads = uploads or []
     world = server.world
+    flags = (int(body.get("flags") or 0) & CREATE_FLAGS) | extra_flags
     if validate:
-        rules.check_message(body, has_files=bool(uploads))
+        rules.check_message(
+            body, has_files=bool(uploads), components_v2=bool(flags & IS_COMPONENTS_V2)
+        )
     allowed = body.get("allowed_mentions")
     validate_allowed_mentions(allowed)
     replied = _reference(world.messages, channel, body)
-    flags = (int(body.get("flags") or 0) & (EPHEMERAL | SUPPRESS_EMBEDS | (1 << 12))) | extra_flags
     ephemeral = bool(flags & EPHEMERAL)
     guild_id = channel.guild_id
     msg = Message(
@@ -149,7 +177,7 @@ def create_message(
         content=str(body.get("content") or ""),
         type=19 if replied is not None and msg_type == 0 else msg_type,
         embeds=[_normalise_embed(e) for e in body.get("embeds") or []],
-        components=normalise_components(body.get("components") or []),
+        components=normalise_components(body.get("components") or [], world.ids.next),
         attachments=make_attachments(
             server, channel.id, body.get("attachments"), uploads, ephemeral=ephemeral
         ),
@@ -183,14 +211,23 @@ def edit_message(
     """Apply a PATCH body to ``msg``; dispatches ``MESSAGE_UPDATE``."""
     if msg.deleted:
         raise DiscordHTTPError(404, 10008, "Unknown Message")
-    rules.check_message(body, partial=True)
+    new_flags = int(body.get("flags") or 0)
+    v2 = bool((msg.flags | new_flags) & IS_COMPONENTS_V2)
+    rules.check_message(body, partial=True, components_v2=v2)
+    if v2 and not msg.components_v2:
+        # upgrading to components v2: the legacy fields must be cleared too
+        errors = FormErrors()
+        for key in ("content", "embeds"):
+            if key not in body and getattr(msg, key):
+                rules.legacy_field_error(errors, key)
+        errors.raise_if_any()
     validate_allowed_mentions(body.get("allowed_mentions"))
     if "content" in body:
         msg.content = str(body["content"] or "")
     if "embeds" in body:
         msg.embeds = [_normalise_embed(e) for e in body["embeds"] or []]
     if "components" in body:
-        msg.components = normalise_components(body["components"] or [])
+        msg.components = normalise_components(body["components"] or [], server.world.ids.next)
     if "attachments" in body or uploads:
         keep = {str(a.get("id")) for a in body.get("attachments") or [] if isinstance(a, dict)}
         kept = [a for a in msg.attachments if str(a.id) in keep]
@@ -198,7 +235,12 @@ def edit_message(
             server, msg.channel_id, body.get("attachments"), uploads or [], ephemeral=msg.ephemeral
         )
     if body.get("flags") is not None:
-        msg.flags = (msg.flags & ~SUPPRESS_EMBEDS) | (int(body["flags"]) & SUPPRESS_EMBEDS)
+        # SUPPRESS_EMBEDS toggles; IS_COMPONENTS_V2 can be set but never removed
+        msg.flags = (
+            (msg.flags & ~SUPPRESS_EMBEDS)
+            | (new_flags & SUPPRESS_EMBEDS)
+            | (new_flags & IS_COMPONENTS_V2)
+        )
     if finish_loading:
         msg.flags &= ~LOADING
     if "allowed_mentions" in body or "content" in body:
@@ -236,20 +278,54 @@ def delete_message(server: DiscordStandIn, msg: Message) -> None:
 _REQUEST_ONLY = {"required"}
 
 
-def normalise_components(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+#: Response defaults of components v2 layout/content components, by type.
+_V2_DEFAULTS: dict[int, dict[str, Any]] = {
+    11: {"description": None, "spoiler": False},  # thumbnail
+    13: {"name": None, "size": None, "spoiler": False},  # file
+    14: {"spacing": 1, "divider": True},  # separator
+    17: {"accent_color": None, "spoiler": False},  # container
+}
+
+
+def normalise_components(
+    rows: list[dict[str, Any]], new_id: Callable[[], int] | None = None
+) -> list[dict[str, Any]]:
     """Store components as Discord returns them: nulls and request-only keys
-    dropped, and every component numbered with an ``id`` (depth first,
-    starting at 1) unless the bot chose one."""
+    dropped, every component numbered with an ``id`` (depth first, starting
+    at 1) unless the bot chose one, components v2 defaults filled in
+    (``accent_color: null``, ``spoiler: false`` ...) and media unfurled
+    (``{"id", "url", "proxy_url", ...}``; ``new_id`` makes the media ids)."""
     counter = iter(range(1, 10_000))
+    media_ids = new_id or (lambda: 0)
+
+    def unfurl(media: Any) -> Any:
+        if not isinstance(media, dict) or "url" not in media:
+            return media
+        return {
+            "id": str(media_ids()), "url": media["url"], "proxy_url": media["url"],
+            "width": None, "height": None, "content_type": None, **media,
+        }  # fmt: skip
 
     def walk(comp: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in comp.items() if v is not None and k not in _REQUEST_ONLY}
         if "id" not in out:
             out["id"] = next(counter)
+        for key, value in _V2_DEFAULTS.get(out.get("type", 0), {}).items():
+            out.setdefault(key, value)
         if isinstance(out.get("components"), list):
-            out["components"] = [walk(c) for c in out["components"]]
-        if isinstance(out.get("component"), dict):
-            out["component"] = walk(out["component"])
+            out["components"] = [walk(c) for c in out["components"] if isinstance(c, dict)]
+        for key in ("component", "accessory"):
+            if isinstance(out.get(key), dict):
+                out[key] = walk(out[key])
+        for key in ("media", "file"):
+            if key in out:
+                out[key] = unfurl(out[key])
+        if out.get("type") == 12 and isinstance(out.get("items"), list):  # media gallery
+            out["items"] = [
+                {"description": None, "spoiler": False, **item, "media": unfurl(item.get("media"))}
+                for item in out["items"]
+                if isinstance(item, dict)
+            ]
         return out
 
     return [walk(r) for r in rows if isinstance(r, dict)]

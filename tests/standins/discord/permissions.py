@@ -66,6 +66,14 @@ class P(IntFlag):
     SEND_MESSAGES_IN_THREADS = 1 << 38
     USE_EMBEDDED_ACTIVITIES = 1 << 39
     MODERATE_MEMBERS = 1 << 40
+    BYPASS_SLOWMODE = 1 << 52
+
+
+#: Permissions that exempt a member from a channel's slowmode (Discord's
+#: channel docs: ``manage_messages`` or ``manage_channel``; threads also
+#: ``manage_threads``; plus ``BYPASS_SLOWMODE``).  Bots are never affected.
+SLOWMODE_EXEMPT = int(P.MANAGE_MESSAGES | P.MANAGE_CHANNELS | P.BYPASS_SLOWMODE)
+SLOWMODE_EXEMPT_IN_THREADS = SLOWMODE_EXEMPT | int(P.MANAGE_THREADS)
 
 
 ALL = 0

@@ -15,7 +15,11 @@ and .../interactions/message-components):
   button label <= 80, select options 1..25;
 * modals: title <= 45, 1..5 top-level components, text input label <= 45,
   ``min_length``/``max_length``/``value`` <= 4000;
-* autocomplete: <= 25 choices, names <= 100 characters.
+* autocomplete: <= 25 choices, names <= 100 characters;
+* components v2 (message flag ``IS_COMPONENTS_V2``, ``1 << 15``): ``content``,
+  ``embeds``, ``poll`` and ``sticker_ids`` cannot be used, up to 40
+  components in total (nested ones included) instead of 5 action rows;
+  without the flag only action rows (type 1) may be top-level components.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ TEXT_INPUT_LABEL_MAX = 45
 TEXT_INPUT_MAX = 4000
 CHOICES_MAX = 25
 CHOICE_NAME_MAX = 100
+V2_COMPONENTS_MAX = 40
+LEGACY_FIELDS = ("content", "embeds", "poll", "sticker_ids")
 
 
 def _len(value: Any) -> int:
@@ -96,12 +102,43 @@ def _check_custom_id(comp: dict[str, Any], path: list[str | int], errors: FormEr
         errors.max_length([*path, "custom_id"], CUSTOM_ID_MAX)
 
 
-def check_components(rows: list[dict[str, Any]], errors: FormErrors) -> None:
-    """Classic message components: action rows of buttons or one select."""
-    if len(rows) > ROWS_MAX:
+def count_components(comps: list[Any]) -> int:
+    """Components in a tree (children, ``accessory`` and ``component`` included)."""
+    total = 0
+    for comp in comps:
+        if not isinstance(comp, dict):
+            continue
+        total += 1 + count_components(comp.get("components") or [])
+        total += count_components([comp.get(k) for k in ("accessory", "component") if comp.get(k)])
+    return total
+
+
+def legacy_field_error(errors: FormErrors, key: str) -> None:
+    errors.add(
+        [key],
+        "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+        f"The '{key}' field cannot be used when using MessageFlags.IS_COMPONENTS_V2",
+    )
+
+
+def check_components(
+    rows: list[dict[str, Any]], errors: FormErrors, *, components_v2: bool = False
+) -> None:
+    """Message components: classic action rows of buttons or one select; with
+    ``components_v2`` also layouts (limit-checked by total count only)."""
+    if components_v2:
+        if count_components(rows) > V2_COMPONENTS_MAX:
+            errors.max_length(["components"], V2_COMPONENTS_MAX)
+    elif len(rows) > ROWS_MAX:
         errors.max_length(["components"], ROWS_MAX)
     for i, row in enumerate(rows):
         if row.get("type") != 1:
+            if not components_v2:
+                errors.add(
+                    ["components", i],
+                    "UNION_TYPE_CHOICES",
+                    'Value of field "type" must be one of (1,).',
+                )
             continue  # components v2 layouts: not limit-checked here
         children = row.get("components") or []
         selects = [c for c in children if c.get("type") in (3, 5, 6, 7, 8)]
@@ -136,7 +173,13 @@ def check_components(rows: list[dict[str, Any]], errors: FormErrors) -> None:
                     )
 
 
-def check_message(body: dict[str, Any], *, has_files: bool = False, partial: bool = False) -> None:
+def check_message(
+    body: dict[str, Any],
+    *,
+    has_files: bool = False,
+    partial: bool = False,
+    components_v2: bool = False,
+) -> None:
     """Validate a create/edit message body; raises 50035 or 50006."""
     errors = FormErrors()
     content = body.get("content")
@@ -144,7 +187,11 @@ def check_message(body: dict[str, Any], *, has_files: bool = False, partial: boo
         errors.max_length(["content"], CONTENT_MAX)
     embeds = body.get("embeds") or []
     check_embeds(embeds, errors)
-    check_components(body.get("components") or [], errors)
+    if components_v2:
+        for key in LEGACY_FIELDS:
+            if body.get(key):
+                legacy_field_error(errors, key)
+    check_components(body.get("components") or [], errors, components_v2=components_v2)
     errors.raise_if_any()
     if partial:
         return

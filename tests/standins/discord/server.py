@@ -9,7 +9,14 @@
   record every exchange (:mod:`.traffic`).
 * ``/gateway``  the WebSocket gateway (:mod:`.gateway`).
 * ``/attachments/{channel}/{id}/{filename}``  uploaded files, so
-  ``Attachment.read()`` works.
+  ``Attachment.read()`` works; served with the attachment's own
+  ``Content-Type`` (parameters included, e.g. ``text/plain; charset=utf-8``).
+
+Any unhandled exception inside the stand-in (a REST handler, the CDN, the
+gateway) is a stand-in bug: it is answered as a 500 (or a 1011 close) and
+kept in :attr:`DiscordStandIn.handler_errors` (alias ``internal_errors``);
+the ``discord_server`` fixture, :meth:`~DiscordStandIn.assert_spec_conformance`
+and ``async with DiscordStandIn()`` fail the test with the tracebacks.
 
 Point discord.py at it with :func:`.fixtures.running_bot` (sets
 ``discord.http.Route.BASE`` and ``DiscordWebSocket.DEFAULT_GATEWAY``).
@@ -54,6 +61,9 @@ class DiscordStandIn(WorldBuilder):
         Seconds an interaction token works for follow-ups (Discord: 900).
     heartbeat_interval_ms:
         Sent in HELLO.
+    heartbeat_ack_delay:
+        Seconds between receiving a heartbeat and sending its ACK (a
+        network round trip; see :class:`~.gateway.Gateway`).
     """
 
     def __init__(
@@ -64,11 +74,16 @@ class DiscordStandIn(WorldBuilder):
         ack_deadline: float = 3.0,
         token_ttl: float = 900.0,
         heartbeat_interval_ms: int = 41250,
+        heartbeat_ack_delay: float = 0.05,
     ) -> None:
         self.world = World(bot_name=bot_name)
         self.bot_token = bot_token
         self.faults = Faults()
-        self.gateway = Gateway(self, heartbeat_interval_ms=heartbeat_interval_ms)
+        self.gateway = Gateway(
+            self,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            heartbeat_ack_delay=heartbeat_ack_delay,
+        )
         self.interactions = Interactions(self, ack_deadline=ack_deadline, token_ttl=token_ttl)
         self.exchanges: list[Exchange] = []
         self.cdn: dict[tuple[int, int], Attachment] = {}
@@ -115,8 +130,10 @@ class DiscordStandIn(WorldBuilder):
     async def __aenter__(self) -> DiscordStandIn:
         return await self.start()
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
         await self.stop()
+        if exc_type is None:
+            self.check_internal_errors()
 
     # ----------------------------------------------------------- observation
     def calls(self, method: str | None = None, route: str | None = None) -> list[Exchange]:
@@ -131,10 +148,25 @@ class DiscordStandIn(WorldBuilder):
     def spec_violations(self) -> list[str]:
         return spec_violations(self.exchanges)
 
-    def assert_spec_conformance(self) -> None:
-        """Fail if any recorded request/response violates the OpenAPI spec."""
+    @property
+    def internal_errors(self) -> list[str]:
+        """Tracebacks of stand-in crashes (same list as ``handler_errors``)."""
+        return self.handler_errors
+
+    def record_crash(self, where: str) -> None:
+        """Keep the current exception's traceback as a stand-in crash."""
+        self.handler_errors.append(f"{where}:\n{traceback.format_exc()}")
+        self.world.changed()
+
+    def check_internal_errors(self) -> None:
+        """Fail if anything inside the stand-in raised an unhandled exception."""
         if self.handler_errors:
             raise AssertionError("stand-in handler crashed:\n" + "\n".join(self.handler_errors))
+
+    def assert_spec_conformance(self) -> None:
+        """Fail if the stand-in crashed or any recorded request/response
+        violates the OpenAPI spec."""
+        self.check_internal_errors()
         problems = self.spec_violations()
         if problems:
             raise AssertionError(
@@ -158,18 +190,39 @@ class DiscordStandIn(WorldBuilder):
         return app
 
     async def _cdn(self, request: web.Request) -> web.StreamResponse:
-        key = (int(request.match_info["channel_id"]), int(request.match_info["attachment_id"]))
+        try:
+            key = (int(request.match_info["channel_id"]), int(request.match_info["attachment_id"]))
+        except ValueError:
+            raise web.HTTPNotFound() from None
         att = self.cdn.get(key)
         if att is None:
             raise web.HTTPNotFound()
+        # The stored type verbatim: ``content_type=`` would reject parameters
+        # such as ``; charset=utf-8``, which Discord reports for text files.
         return web.Response(
-            body=att.data, content_type=att.content_type or "application/octet-stream"
+            body=att.data,
+            headers={"Content-Type": att.content_type or "application/octet-stream"},
         )
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if not request.path.startswith(API):
-            return await handler(request)
+        try:
+            if request.path.startswith(API):
+                resp = await self._api(request, handler)
+            else:
+                resp = await handler(request)
+            if not resp.prepared:
+                # headers are serialised here, not after the middleware, so a
+                # bad header value is caught as a crash like any other
+                await resp.prepare(request)
+            return resp
+        except (web.HTTPException, ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:  # a stand-in bug (CDN, gateway, or outside a REST handler)
+            self.record_crash(f"{request.method} {request.path}")
+            return web.Response(status=500, text="500: stand-in crashed")
+
+    async def _api(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         route = resource.canonical[len(API) :] if resource is not None else None
         ex = Exchange(
@@ -190,7 +243,7 @@ class DiscordStandIn(WorldBuilder):
         except DiscordHTTPError as exc:
             resp = _json(exc.payload(), exc.status)
         except Exception:  # a stand-in bug: answer 500 and fail the test at teardown
-            self.handler_errors.append(f"{request.method} {request.path}:\n{traceback.format_exc()}")
+            self.record_crash(f"{request.method} {request.path}")
             resp = _json({"message": "500: stand-in handler crashed", "code": 0}, 500)
             ex.fault = "5xx"
         if route is not None and resp.status != 429:

@@ -177,11 +177,17 @@ class Channel:
     recipients: list[User] = field(default_factory=list)
     owner_id: int | None = None
     archived: bool = False
+    locked: bool = False
     auto_archive_duration: int = 1440
     last_message_id: int | None = None
     message_count: int = 0
     thread_members: set[int] = field(default_factory=set)
     created_ts: float = field(default_factory=time.time)
+    #: slowmode in seconds (0-21600); see :mod:`.actor` for who it applies to
+    rate_limit_per_user: int = 0
+    #: user id -> ``time.monotonic()`` of their last message / thread here
+    slowmode_sent: dict[int, float] = field(default_factory=dict)
+    slowmode_threads: dict[int, float] = field(default_factory=dict)
 
     @property
     def is_thread(self) -> bool:
@@ -208,7 +214,7 @@ class Channel:
             "name": self.name,
             "parent_id": str(self.parent_id) if self.parent_id else None,
             "last_message_id": str(self.last_message_id) if self.last_message_id else None,
-            "rate_limit_per_user": 0,
+            "rate_limit_per_user": self.rate_limit_per_user,
         }
         if self.is_thread:
             base.update(
@@ -220,7 +226,7 @@ class Channel:
                     "archived": self.archived,
                     "archive_timestamp": iso(self.created_ts),
                     "auto_archive_duration": self.auto_archive_duration,
-                    "locked": False,
+                    "locked": self.locked,
                     "create_timestamp": iso(self.created_ts),
                     **({"invitable": True} if self.type == PRIVATE_THREAD else {}),
                 },
@@ -399,9 +405,15 @@ class Pings:
         return bool(self.users or self.roles or self.everyone)
 
 
+SUPPRESS_EMBEDS = 1 << 2
+HAS_THREAD = 1 << 5
 EPHEMERAL = 1 << 6
 LOADING = 1 << 7
-SUPPRESS_EMBEDS = 1 << 2
+SUPPRESS_NOTIFICATIONS = 1 << 12
+IS_COMPONENTS_V2 = 1 << 15
+
+#: Message types the stand-in creates.
+DEFAULT_MESSAGE, REPLY, CHAT_INPUT_COMMAND, THREAD_STARTER_MESSAGE = 0, 19, 20, 21
 
 
 @dataclass(eq=False)
@@ -428,6 +440,9 @@ class Message:
     interaction_metadata: dict[str, Any] | None = None
     deleted: bool = False
     allowed_mentions: dict[str, Any] | None = None
+    #: channel of the referenced message when it is not this one (a
+    #: THREAD_STARTER_MESSAGE points at the thread's parent channel)
+    reference_channel_id: int | None = None
 
     @property
     def ephemeral(self) -> bool:
@@ -441,16 +456,39 @@ class Message:
     def jump_url(self) -> str:
         return f"https://discord.com/channels/{self.guild_id or '@me'}/{self.channel_id}/{self.id}"
 
+    @property
+    def components_v2(self) -> bool:
+        """Sent with the ``IS_COMPONENTS_V2`` flag (layout components)."""
+        return bool(self.flags & IS_COMPONENTS_V2)
+
+    def interactive_components(self) -> list[dict[str, Any]]:
+        """Buttons and selects, depth first, also inside components-v2 layouts
+        (containers, sections' ``accessory``, labels)."""
+        out: list[dict[str, Any]] = []
+
+        def walk(comp: dict[str, Any]) -> None:
+            if comp.get("type") in (2, 3, 5, 6, 7, 8):
+                out.append(comp)
+            for child in comp.get("components") or []:
+                if isinstance(child, dict):
+                    walk(child)
+            for key in ("accessory", "component"):
+                if isinstance(comp.get(key), dict):
+                    walk(comp[key])
+
+        for row in self.components:
+            walk(row)
+        return out
+
     def component(self, label_or_custom_id: str) -> dict[str, Any] | None:
         """Find a button/select in this message by label or ``custom_id``."""
-        for row in self.components:
-            for comp in row.get("components", []):
-                if label_or_custom_id in (
-                    comp.get("label"),
-                    comp.get("custom_id"),
-                    comp.get("placeholder"),
-                ):
-                    return comp
+        for comp in self.interactive_components():
+            if label_or_custom_id in (
+                comp.get("label"),
+                comp.get("custom_id"),
+                comp.get("placeholder"),
+            ):
+                return comp
         return None
 
     def reaction_payload(self, me_id: int) -> list[dict[str, Any]]:
@@ -504,11 +542,14 @@ class Message:
             out["application_id"] = str(self.application_id)
         if self.interaction_metadata:
             out["interaction_metadata"] = self.interaction_metadata
+        thread = world.channels.get(self.id)
+        if thread is not None and thread.is_thread and not self.deleted:
+            out["thread"] = thread.payload()  # the thread started from this message
         if self.reference_id is not None:
             ref = world.messages.get(self.reference_id)
             out["message_reference"] = {
                 "type": 0,
-                "channel_id": str(self.channel_id),
+                "channel_id": str(self.reference_channel_id or self.channel_id),
                 "message_id": str(self.reference_id),
                 **({"guild_id": str(self.guild_id)} if self.guild_id else {}),
             }
@@ -619,7 +660,8 @@ class World:
             channel = self.channels.get(msg.channel_id)
             if channel is not None:
                 channel.last_message_id = msg.id
-                if channel.is_thread:
+                # message_count excludes a thread's starter message (Discord docs)
+                if channel.is_thread and msg.type != THREAD_STARTER_MESSAGE:
                     channel.message_count += 1
         self.changed()
         return msg

@@ -5,7 +5,17 @@ Emulated OpenAI behaviour: the ``chat.completion`` object (or, with ``stream=tru
 final ``usage`` chunk with empty ``choices`` when ``stream_options.include_usage``),
 ``max_tokens``/``max_completion_tokens`` (``finish_reason="length"``), ``stop``
 (up to 4 sequences), ``n`` identical choices, ``usage`` counted with tiktoken, 404
-``model_not_found`` for unknown or deleted models.
+``model_not_found`` for unknown, deleted or shut-down models, 400 for body keys
+outside the spec (``Unrecognized request argument supplied: foo``, :mod:`.params`)
+and for ``image_url`` parts sent to a text-only model ("Invalid content type.
+image_url is only supported by certain models.", ``param``
+``messages.[i].content.[j].type``).
+
+Streaming sends one content chunk per token of the model's encoding (a few
+characters each, like OpenAI; bytes of a multi-byte character that spans tokens are
+held back until the character is complete), ``config.stream_chunk_seconds`` apart
+(default 0: one burst; set it, or :meth:`.OpenAIStandin.set_stream_pace`, to exercise a
+bot's edit throttling in real time).
 
 What the answer says (so a test can assert the exact model and system prompt):
 
@@ -27,11 +37,12 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import bad_request
+from .errors import bad_request, image_input_not_supported
 from .ids import short_hash
 from .models import BaseModelInfo, FineTunedModel
+from .params import CHAT_COMPLETION_PARAMS, check_known
 from .recording import EXCHANGE_KEY
-from .tokens import content_text, count_messages, count_text, decode, encode
+from .tokens import content_text, count_messages, count_text, decode, encode, token_pieces
 
 _WORD = re.compile(r"\w+")
 
@@ -115,6 +126,16 @@ def _positive_int(body: dict[str, Any], key: str, high: int | None = None) -> in
     return value
 
 
+def _refuse_images(messages: list[Any]) -> None:
+    """OpenAI's 400 for the first ``image_url`` part sent to a text-only model."""
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    raise image_input_not_supported(i, j)
+
+
 class ChatEngine:
     """Turns a request body into the answer, usage and a :class:`ChatRecord`."""
 
@@ -125,6 +146,7 @@ class ChatEngine:
         """Validate ``body`` and compute the reply; returns the record and details."""
         if not isinstance(body, dict):
             raise bad_request("Invalid request body: expected a JSON object.")
+        check_known(body, CHAT_COMPLETION_PARAMS)
         if not body.get("model"):
             raise bad_request(
                 "Missing required parameter: 'model'.",
@@ -144,6 +166,8 @@ class ChatEngine:
         model_id = (
             model.alias_of if isinstance(model, BaseModelInfo) and model.alias_of else model.id
         )
+        if not self._state.models.accepts_images(model):
+            _refuse_images(messages)
         n = _positive_int(body, "n", 128) or 1
         limit = _positive_int(body, "max_completion_tokens") or _positive_int(body, "max_tokens")
         stop = body.get("stop")
@@ -252,7 +276,7 @@ def _chunks(
         return {"index": i, "delta": d, "logprobs": None, "finish_reason": finish}
 
     n = details["n"]
-    pieces = re.findall(r"\s*\S+\s*", record.answer) or [record.answer]
+    pieces = token_pieces(record.answer, details["model"]) or [record.answer]
     out = [
         chunk([delta(i, {"role": "assistant", "content": "", "refusal": None})]) for i in range(n)
     ]
@@ -281,7 +305,10 @@ def routes(state: Any) -> list[web.RouteDef]:
         await response.prepare(request)
         exchange = request[EXCHANGE_KEY]
         exchange.sse = []
-        for item in chunks:
+        pace = state.config.stream_chunk_seconds
+        for index, item in enumerate(chunks):
+            if index and pace > 0 and await state.pause(pace):
+                return response  # the server is stopping
             await response.write(f"data: {json.dumps(item)}\n\n".encode())
             exchange.sse.append(item)
         await response.write(b"data: [DONE]\n\n")

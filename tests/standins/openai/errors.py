@@ -7,7 +7,8 @@ Every non-2xx answer has the shape OpenAI uses::
 The status codes match what the SDK maps to exception classes (400 BadRequestError,
 401 AuthenticationError, 403 PermissionDeniedError, 404 NotFoundError, 429
 RateLimitError, >=500 InternalServerError).  Messages copy OpenAI's wording where it is
-documented (see ``/work/shared/docs``); the others are marked "stand-in wording".
+documented (see ``../shared/docs`` from the project root) or was observed in real
+answers; the others are marked "stand-in wording".
 """
 
 from __future__ import annotations
@@ -78,6 +79,38 @@ def not_found(
 ) -> APIErrorResponse:
     """404 ``invalid_request_error`` (``NotFoundError``)."""
     return APIErrorResponse(404, message, param=param, code=code)
+
+
+def unrecognized_arguments(names: list[str]) -> APIErrorResponse:
+    """400 for body keys OpenAI does not know: ``Unrecognized request argument
+    supplied: foo`` (``param``/``code`` null, as OpenAI answers; the plural form for
+    several keys is stand-in wording)."""
+    if len(names) == 1:
+        return bad_request(f"Unrecognized request argument supplied: {names[0]}")
+    return bad_request(f"Unrecognized request arguments supplied: {', '.join(names)}")
+
+
+def image_input_not_supported(message_index: int, part_index: int) -> APIErrorResponse:
+    """400 for an ``image_url`` content part sent to a text-only model (OpenAI's wording)."""
+    return bad_request(
+        "Invalid content type. image_url is only supported by certain models.",
+        param=f"messages.[{message_index}].content.[{part_index}].type",
+    )
+
+
+def model_deprecated(model: str) -> APIErrorResponse:
+    """OpenAI's answer for a model that was shut down (404 ``model_not_found``).
+
+    Wording as OpenAI answered after earlier shutdowns (e.g. ``text-davinci-003``,
+    2024): ``The model `X` has been deprecated, learn more here:
+    https://platform.openai.com/docs/deprecations``.
+    """
+    return APIErrorResponse(
+        404,
+        f"The model `{model}` has been deprecated, learn more here: "
+        "https://platform.openai.com/docs/deprecations",
+        code="model_not_found",
+    )
 
 
 def model_not_found(model: str) -> APIErrorResponse:

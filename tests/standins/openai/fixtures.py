@@ -35,8 +35,7 @@ from .server import OpenAIStandin
 
 def check_server(server: OpenAIStandin) -> None:
     """Fail if the stand-in crashed or (when enabled) any exchange violates the spec."""
-    if server.internal_errors:
-        raise AssertionError("the OpenAI stand-in crashed:\n" + "\n".join(server.internal_errors))
+    server.check_internal_errors()
     if server.validate_spec:
         from ..spec_openai import assert_exchanges_conform
 

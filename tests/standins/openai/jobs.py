@@ -34,12 +34,13 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import bad_request, not_found, training_not_available
+from .errors import bad_request, model_deprecated, not_found, training_not_available
 from .files import int_param
 from .ids import base62
 from .job_objects import TERMINAL, Checkpoint, Job, JobEvent, metrics_for
 from .job_params import check_integrations, check_metadata, check_method, check_seed, check_suffix
 from .models import FineTunedModel
+from .params import FINE_TUNING_JOB_PARAMS, check_known
 from .tokens import billable_tokens, default_epochs
 from .training_data import JobFailure, parse_training_file
 
@@ -98,6 +99,7 @@ class JobStore:
         state = self._state
         if not isinstance(body, dict):
             raise bad_request("Invalid request body: expected a JSON object.")
+        check_known(body, FINE_TUNING_JOB_PARAMS)
         for required in ("model", "training_file"):
             if not body.get(required):
                 raise bad_request(
@@ -106,6 +108,8 @@ class JobStore:
                     code="missing_required_parameter",
                 )
         requested_model = body["model"]
+        if state.models.retired(requested_model):
+            raise model_deprecated(requested_model)
         base = state.models.fine_tunable_base(requested_model)
         if base is None:
             raise bad_request(

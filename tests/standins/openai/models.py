@@ -8,10 +8,18 @@ Emulated OpenAI behaviour:
   succeeds, are owned by the organisation, inherit the base model's shutdown date,
   and can be deleted (``{"id", "object": "model", "deleted": true}``);
 * deleting a base model answers 403, an unknown model 404 ``model_not_found``;
-* aliases such as ``gpt-4o-mini`` resolve to their snapshot for fine-tuning.
+* aliases (``gpt-4o``, ``gpt-4o-mini``, ``gpt-4.1``, ``gpt-4.1-mini``) are listed
+  next to their dated snapshots and answer as the snapshot; ``gpt-4o-mini`` also
+  resolves to its snapshot for fine-tuning (the others must be named by snapshot);
+* ``vision``: whether chat accepts ``image_url`` parts (gpt-3.5 and gpt-4-0613 are
+  text-only; fine-tuned models follow their base).
 
-With ``enforce_shutdown_dates`` a model whose shutdown date is on or before the
-stand-in clock's date is treated as gone (404 for inference, not fine-tunable).
+``enforce_shutdown_dates`` (on by default) treats a model whose shutdown date is on
+or before the stand-in clock's date (2026-11-23 at start) as gone: it is not listed,
+and chat, retrieve, delete and fine-tuning get 404 ``model_not_found`` "The model
+`gpt-3.5-turbo` has been deprecated, ..." (``gpt-3.5-turbo`` and ``gpt-4-0613`` were
+shut down on 2026-10-23, ``openai-finetuning.md`` §0).  Set it to ``False`` to act as
+OpenAI did before the shutdowns.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import APIErrorResponse, model_not_found
+from .errors import APIErrorResponse, model_deprecated, model_not_found
 
 
 @dataclass
@@ -36,6 +44,7 @@ class BaseModelInfo:
     shutdown_date: str | None = None
     alias_of: str | None = None
     owned_by: str = "system"
+    vision: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The ``Model`` object."""
@@ -74,19 +83,23 @@ class FineTunedModel:
 
 def default_catalogue() -> list[BaseModelInfo]:
     """Models the stand-in knows; dates per ``openai-finetuning.md`` §0 and §4."""
+    gone, last = "2026-10-23", "2027-01-14"
     return [
-        BaseModelInfo("gpt-4o-mini-2024-07-18", 1721172717, True, 65_536, "2027-01-14"),
-        BaseModelInfo(
-            "gpt-4o-mini", 1721172741, True, 65_536, "2027-01-14", alias_of="gpt-4o-mini-2024-07-18"
-        ),
-        BaseModelInfo("gpt-4o-2024-08-06", 1722814719, True, 65_536, "2027-01-14"),
-        BaseModelInfo("gpt-4.1-2025-04-14", 1744316542, True, 65_536, "2027-01-14"),
-        BaseModelInfo("gpt-4.1-mini-2025-04-14", 1744317547, True, 65_536, "2027-01-14"),
-        BaseModelInfo("gpt-3.5-turbo-0125", 1706048358, True, 16_385, "2026-10-23"),
-        BaseModelInfo("gpt-4-0613", 1686588896, True, 8_192, "2026-10-23"),
+        BaseModelInfo("gpt-4o-mini-2024-07-18", 1721172717, True, 65_536, last),
+        BaseModelInfo("gpt-4o-mini", 1721172741, True, 65_536, last, alias_of="gpt-4o-mini-2024-07-18"),
+        BaseModelInfo("gpt-4o", 1715367049, False, 65_536, last, alias_of="gpt-4o-2024-08-06"),
+        BaseModelInfo("gpt-4o-2024-08-06", 1722814719, True, 65_536, last),
+        BaseModelInfo("gpt-4o-2024-11-20", 1739331543, False, 65_536, last),
+        BaseModelInfo("gpt-4.1", 1744316542, False, 65_536, last, alias_of="gpt-4.1-2025-04-14"),
+        BaseModelInfo("gpt-4.1-2025-04-14", 1744315746, True, 65_536, last),
+        BaseModelInfo("gpt-4.1-mini", 1744318173, False, 65_536, last, alias_of="gpt-4.1-mini-2025-04-14"),
+        BaseModelInfo("gpt-4.1-mini-2025-04-14", 1744317547, True, 65_536, last),
+        BaseModelInfo("gpt-3.5-turbo", 1677610602, False, 16_385, gone, alias_of="gpt-3.5-turbo-0125", vision=False),
+        BaseModelInfo("gpt-3.5-turbo-0125", 1706048358, True, 16_385, gone, vision=False),
+        BaseModelInfo("gpt-4-0613", 1686588896, True, 8_192, gone, vision=False),
         BaseModelInfo("gpt-6-luna", 1790000000, False, 0, None),
         BaseModelInfo("omni-moderation-latest", 1731689265, False, 0, None),
-    ]
+    ]  # fmt: skip
 
 
 class ModelStore:
@@ -95,7 +108,7 @@ class ModelStore:
     def __init__(self, catalogue: list[BaseModelInfo], clock_date: Any) -> None:
         self.base: dict[str, BaseModelInfo] = {m.id: m for m in catalogue}
         self.fine_tuned: dict[str, FineTunedModel] = {}
-        self.enforce_shutdown_dates = False
+        self.enforce_shutdown_dates = True
         self._clock_date = clock_date  # callable returning today's date as "YYYY-MM-DD"
 
     # -- lookups -----------------------------------------------------------------
@@ -113,12 +126,29 @@ class ModelStore:
             return None
         return model
 
+    def retired(self, model_id: str) -> bool:
+        """Known to the stand-in but past its shutdown date (when enforced)."""
+        model = self.base.get(model_id) or self.fine_tuned.get(model_id)
+        return model is not None and self._is_shut_down(model.shutdown_date)
+
     def require(self, model_id: str) -> BaseModelInfo | FineTunedModel:
-        """Like :meth:`get` but raises OpenAI's 404 ``model_not_found``."""
+        """Like :meth:`get` but raises OpenAI's 404 ``model_not_found`` (the
+        "has been deprecated" wording for a model that was shut down)."""
         model = self.get(model_id)
         if model is None:
-            raise model_not_found(model_id)
+            raise (
+                model_deprecated(model_id) if self.retired(model_id) else model_not_found(model_id)
+            )
         return model
+
+    def accepts_images(self, model: BaseModelInfo | FineTunedModel) -> bool:
+        """Whether chat with ``model`` takes ``image_url`` parts (fine-tunes: their base)."""
+        if isinstance(model, FineTunedModel):
+            base = self.base.get(model.base)
+            return base.vision if base is not None else True
+        if model.alias_of and model.alias_of in self.base:
+            return self.base[model.alias_of].vision
+        return model.vision
 
     def fine_tunable_base(self, model_id: str) -> BaseModelInfo | None:
         """The snapshot a ``jobs.create(model=…)`` trains, or ``None`` if not allowed.

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .errors import bad_request
+from .params import MODERATION_PARAMS, check_known
 
 CATEGORIES = (
     "hate",
@@ -60,6 +61,7 @@ class Moderator:
 
     def classify(self, body: Any) -> dict[str, Any]:
         """The ``CreateModerationResponse`` for a request body."""
+        check_known(body, MODERATION_PARAMS)
         if not isinstance(body, dict) or "input" not in body:
             raise bad_request(
                 "Missing required parameter: 'input'.",

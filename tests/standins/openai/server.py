@@ -12,11 +12,15 @@ can drive and inspect:
 ``server.faults``     injected faults (``rate_limit``, ``server_error``, ``timeout``, ``drop``)
 ``server.exchanges``  every request/response (:class:`.recording.Exchange`)
 ``server.chat_log``   every chat completion (:class:`.chat.ChatRecord`)
-``server.config``     switches (API key, training availability, size cap, durations)
+``server.config``     switches (API key, training availability, size cap, durations,
+                      streaming pace)
 
-Middleware order (outermost first): recording → faults → authentication → OpenAI
-error envelope → route.  Anything unexpected inside the stand-in is answered as an
-OpenAI 500 *and* kept in ``server.internal_errors`` so fixtures can fail the test.
+Middleware order (outermost first): crash guard → recording → faults →
+authentication → OpenAI error envelope → route.  Anything unexpected inside the
+stand-in (a route, a middleware, response headers, a stream already under way) is
+kept in ``server.internal_errors`` and answered as an OpenAI 500 (or, mid-stream, by
+closing the connection); the fixtures and ``async with OpenAIStandin()`` then fail
+the test with the tracebacks.
 """
 
 from __future__ import annotations
@@ -71,6 +75,8 @@ class StandinConfig:
     ``training_not_available`` like OpenAI does for organisations that may no longer train.
     ``max_file_bytes`` / ``oversize_status``: upload cap and the status (413 or 400) above it.
     ``validation_seconds`` / ``queue_seconds`` / ``seconds_per_step``: job durations on the clock.
+    ``stream_chunk_seconds``: real seconds between two SSE chunks of a streamed chat
+    completion (0 = all at once), so a bot's edit throttling can be exercised.
     """
 
     api_key: str = "sk-standin-0123456789abcdef"
@@ -85,6 +91,7 @@ class StandinConfig:
     seconds_per_step: float = 1.0
     emit_moderation_events: bool = True
     start_time: float = DEFAULT_EPOCH
+    stream_chunk_seconds: float = 0.0
 
 
 class OpenAIStandin:
@@ -126,6 +133,25 @@ class OpenAIStandin:
         """Flip the ``training_not_available`` (403) switch for ``jobs.create``."""
         self.config.training_available = available
 
+    def set_stream_pace(self, seconds_per_chunk: float) -> None:
+        """Real seconds between streamed chat chunks (``config.stream_chunk_seconds``)."""
+        self.config.stream_chunk_seconds = float(seconds_per_chunk)
+
+    def check_internal_errors(self) -> None:
+        """Fail if anything inside the stand-in raised an unhandled exception."""
+        if self.internal_errors:
+            raise AssertionError("the OpenAI stand-in crashed:\n" + "\n".join(self.internal_errors))
+
+    async def pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless the server stops first; ``True`` if it is stopping."""
+        stopping = self._stopping
+        if stopping is None:
+            await asyncio.sleep(seconds)
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), seconds)
+        return stopping.is_set()
+
     def requests_to(self, method: str, path_prefix: str) -> list[Exchange]:
         """Recorded exchanges with this method whose path starts with ``path_prefix``."""
         return [
@@ -159,7 +185,13 @@ class OpenAIStandin:
     # -- app ---------------------------------------------------------------------
     def _build_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[self._record_mw, self._fault_mw, self._auth_mw, self._error_mw],
+            middlewares=[
+                self._crash_mw,
+                self._record_mw,
+                self._fault_mw,
+                self._auth_mw,
+                self._error_mw,
+            ],
             client_max_size=1024**3,
         )
         for module in (files, jobs, models, chat, moderations):
@@ -181,6 +213,26 @@ class OpenAIStandin:
         exchange = request.get(EXCHANGE_KEY)
         if exchange is not None:
             exchange.response_headers = CIMultiDict(response.headers)
+
+    def _record_crash(self, request: web.Request) -> None:
+        self.internal_errors.append(f"{request.method} {request.path}:\n{traceback.format_exc()}")
+
+    @web.middleware
+    async def _crash_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Outermost: a crash anywhere below (or while sending headers) is recorded."""
+        try:
+            response = await handler(request)
+            if not response.prepared:
+                await response.prepare(request)  # header problems surface here
+            return response
+        except (web.HTTPException, ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception:
+            self._record_crash(request)
+            exchange = request.get(EXCHANGE_KEY)
+            if exchange is not None:
+                exchange.status = 500
+            return server_error(500).to_response()
 
     @web.middleware
     async def _record_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -269,7 +321,14 @@ class OpenAIStandin:
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception:
-            self.internal_errors.append(traceback.format_exc())
+            self._record_crash(request)
+            exchange = request.get(EXCHANGE_KEY)
+            if exchange is not None and exchange.sse is not None:
+                # the stream had started: no status to send any more, cut it off
+                exchange.dropped = True
+                if request.transport is not None:
+                    request.transport.close()
+                raise ConnectionResetError("stand-in crashed mid-stream") from None
             return server_error(500).to_response()
 
     # -- lifecycle: in the current event loop ------------------------------------
@@ -294,8 +353,10 @@ class OpenAIStandin:
     async def __aenter__(self) -> OpenAIStandin:
         return await self.start()
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
         await self.stop()
+        if exc_type is None:
+            self.check_internal_errors()
 
     # -- lifecycle: in a background thread (sync clients) ------------------------
     def start_in_thread(self, port: int = 0) -> OpenAIStandin:
@@ -340,3 +401,4 @@ class OpenAIStandin:
             yield self
         finally:
             self.stop_thread()
+        self.check_internal_errors()

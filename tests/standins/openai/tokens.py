@@ -63,6 +63,24 @@ def decode(tokens: list[int], model: str) -> str:
     return _encoding(encoding_name_for(model)).decode(tokens)
 
 
+def token_pieces(text: str, model: str) -> list[str]:
+    """``text`` split the way OpenAI streams it: one piece per token, except that
+    the bytes of a character split across tokens wait for the token completing it."""
+    encoding = _encoding(encoding_name_for(model))
+    pieces: list[str] = []
+    pending = b""
+    for token in encoding.encode(text, disallowed_special=()):
+        pending += encoding.decode_single_token_bytes(token)
+        try:
+            pieces.append(pending.decode("utf-8"))
+        except UnicodeDecodeError:
+            continue
+        pending = b""
+    if pending:
+        pieces.append(pending.decode("utf-8", "replace"))
+    return pieces
+
+
 def content_text(content: Any) -> str:
     """Text of a message ``content`` (a string, or a list of ``{"type": "text"}`` parts)."""
     if isinstance(content, str):

@@ -4,7 +4,11 @@ Permission checks follow Discord: sending needs ``VIEW_CHANNEL`` +
 ``SEND_MESSAGES`` (``SEND_MESSAGES_IN_THREADS`` in threads), history needs
 ``READ_MESSAGE_HISTORY``, reacting needs ``ADD_REACTIONS`` for a new emoji,
 editing is only allowed on the bot's own messages (50005), deleting other
-people's messages needs ``MANAGE_MESSAGES``.  ``GET .../messages`` returns
+people's messages needs ``MANAGE_MESSAGES``.  Threads keep the
+``rate_limit_per_user`` they are created with; slowmode does not apply to
+the bot (Discord: "bots ... are unaffected"), members hit it in
+:meth:`.Actor.send`.  A thread started from a message is announced as
+described in :mod:`..driver`.  ``GET .../messages`` returns
 newest first and honours ``before``/``after``/``around``/``limit`` (1-100).
 """
 
@@ -46,6 +50,60 @@ def _send_permission(channel: Channel) -> int:
 
 async def get_channel_info(request: web.Request) -> web.Response:
     return json_response(get_channel(request).payload())
+
+
+def _check_slowmode_value(errors: FormErrors, value: Any) -> int:
+    """``rate_limit_per_user``: an integer 0..21600 (Discord's 50035 otherwise)."""
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool):
+        errors.add(["rate_limit_per_user"], "NUMBER_TYPE_COERCE", f'Value "{value}" is not int.')
+    elif value < 0:
+        errors.add(["rate_limit_per_user"], "NUMBER_TYPE_MIN", "int value should be greater than or equal to 0.")  # fmt: skip
+    elif value > 21600:
+        errors.add(["rate_limit_per_user"], "NUMBER_TYPE_MAX", "int value should be less than or equal to 21600.")  # fmt: skip
+    else:
+        return value
+    return 0
+
+
+async def modify_channel(request: web.Request) -> web.Response:
+    """``PATCH /channels/{id}``: ``name``, ``topic``, ``rate_limit_per_user`` and, for
+    threads, ``archived``/``locked``/``auto_archive_duration``.  Guild channels need
+    ``MANAGE_CHANNELS``; threads ``MANAGE_THREADS`` or, for name/archive changes
+    only, being the thread's owner.  Dispatches ``CHANNEL_UPDATE``/``THREAD_UPDATE``."""
+    server = standin(request)
+    channel = get_channel(request)
+    data = body(request)
+    if channel.guild_id is None:
+        raise DiscordHTTPError(400, 50024, "Cannot execute action on this channel type")
+    if channel.is_thread:
+        owner_only = set(data) <= {"name", "archived", "auto_archive_duration"}
+        if not (owner_only and channel.owner_id == server.world.bot_user.id):
+            require(server, channel, P.MANAGE_THREADS)
+    else:
+        require(server, channel, P.MANAGE_CHANNELS)
+    errors = FormErrors()
+    name = data.get("name", channel.name)
+    if "name" in data and not (isinstance(name, str) and 1 <= len(name) <= 100):
+        errors.add(["name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    slowmode = _check_slowmode_value(
+        errors, data.get("rate_limit_per_user", channel.rate_limit_per_user)
+    )
+    errors.raise_if_any()
+    channel.name = name
+    channel.rate_limit_per_user = slowmode
+    if "topic" in data and not channel.is_thread:
+        channel.topic = data["topic"]
+    if channel.is_thread:
+        channel.archived = bool(data.get("archived", channel.archived))
+        channel.locked = bool(data.get("locked", channel.locked))
+        channel.auto_archive_duration = int(
+            data.get("auto_archive_duration") or channel.auto_archive_duration
+        )
+    event = "THREAD_UPDATE" if channel.is_thread else "CHANNEL_UPDATE"
+    server.gateway.dispatch(event, channel.payload(), guild_id=channel.guild_id)
+    return json_response(channel.payload())
 
 
 async def send_message(request: web.Request) -> web.Response:
@@ -225,6 +283,9 @@ def _create_thread(request: web.Request, source: Message | None) -> web.Response
         errors = FormErrors()
         errors.add(["name"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
         errors.raise_if_any()
+    errors = FormErrors()
+    slowmode = _check_slowmode_value(errors, data.get("rate_limit_per_user"))
+    errors.raise_if_any()
     require(
         server,
         channel,
@@ -237,6 +298,7 @@ def _create_thread(request: web.Request, source: Message | None) -> web.Response
         type=ttype,
         thread_id=source.id if source is not None else None,
         auto_archive_duration=int(data.get("auto_archive_duration") or 1440),
+        rate_limit_per_user=slowmode,
     )
     payload = thread.payload()
     payload["member"] = {"id": str(thread.id), "user_id": str(server.world.bot_user.id), "join_timestamp": payload["thread_metadata"]["create_timestamp"], "flags": 0}  # fmt: skip
@@ -273,6 +335,7 @@ async def leave_thread(request: web.Request) -> web.Response:
 
 ROUTES = [
     ("GET", "/channels/{channel_id}", get_channel_info),
+    ("PATCH", "/channels/{channel_id}", modify_channel),
     ("GET", "/channels/{channel_id}/messages", history),
     ("POST", "/channels/{channel_id}/messages", send_message),
     ("GET", "/channels/{channel_id}/messages/{message_id}", fetch_message),

@@ -105,3 +105,42 @@ async def test_slow_response(sample_world, sample_bot):
     server.faults.slow(CALLBACK, delay=0.3)
     result = await sample_world.alice.slash("ping", timeout=2)
     assert result.content == "pong"
+
+
+async def test_any_stand_in_crash_fails_the_test():
+    """REST handlers, the CDN, bad headers and the gateway: every unhandled
+    exception is answered (500 / close 1011) and fails the test at teardown."""
+    import aiohttp
+
+    from tests.standins.discord import DiscordStandIn
+    from tests.standins.discord.state import Attachment
+
+    server = DiscordStandIn()
+
+    async def boom(request):
+        raise RuntimeError("kaboom in a handler")
+
+    server.app.router.add_get("/boom", boom)
+    with pytest.raises(AssertionError, match="kaboom in a handler"):
+        async with server:
+            guild = server.create_guild()
+            channel = guild.channel("general")
+            server.cdn[(channel.id, 1)] = Attachment(1, "x.txt", b"x", "text/plain\r\nX-Evil: 1", "")
+            async with aiohttp.ClientSession() as http:
+                async with http.get(server.url + "/boom") as resp:
+                    assert resp.status == 500
+                async with http.get(f"{server.url}/attachments/{channel.id}/1/x.txt") as resp:
+                    assert resp.status == 500
+                async with http.ws_connect(server.gateway_url) as ws:
+                    assert (await ws.receive_json())["op"] == 10
+                    await ws.send_json({"op": 2, "d": {"token": server.bot_token, "intents": 1}})
+                    assert (await ws.receive_json())["t"] == "READY"
+                    await ws.send_json({"op": 8, "d": {"guild_id": "not-a-snowflake"}})
+                    while not ws.closed:
+                        await ws.receive()
+                    assert ws.close_code == 1011
+            assert len(server.internal_errors) == 3
+            assert "GET /attachments" in server.internal_errors[1]
+            assert "gateway op 8" in server.internal_errors[2]
+            with pytest.raises(AssertionError, match="stand-in handler crashed"):
+                server.assert_spec_conformance()

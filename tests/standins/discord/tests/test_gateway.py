@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 import time
 
 import discord
@@ -164,3 +165,40 @@ async def test_request_guild_members_gets_a_chunk(sample_world, sample_bot):
     assert [m.name for m in members] == ["bob"]
     request = sample_world.server.gateway.member_requests[-1]
     assert request["query"] == "bo" and int(request["guild_id"]) == sample_world.guild.id
+
+
+async def test_latency_is_realistic_and_heartbeats_keep_up(caplog):
+    """discord.py's keep-alive thread stamps a beat's send time only after the
+    send finished; an instant loopback ACK used to be measured against the
+    previous beat (latency = the heartbeat interval, "Can't keep up" above 10 s)."""
+
+    caplog.set_level("WARNING", logger="discord.gateway")
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.02)  # a busy interpreter: the thread waits longer for the GIL
+    try:
+        await _latency_check(caplog)
+    finally:
+        sys.setswitchinterval(switch)
+    assert not [r for r in caplog.records if "Can't keep up" in r.getMessage()]
+
+
+async def _latency_check(caplog):
+    from tests.standins.discord import DiscordStandIn
+
+    async with DiscordStandIn(heartbeat_interval_ms=300) as server:
+        build_sample_world(server)
+        gw = server.gateway
+        async with running_bot(SampleBot(), server) as bot:
+            # the first beat follows HELLO; the next ones come from the keep-alive thread
+            latencies = []
+            for n in range(2, 7):
+                await gw.wait_for(lambda n=n: gw.heartbeat_acks >= n, timeout=10, what=f"ACK #{n}")
+                await asyncio.sleep(0.03)  # let the client read the ACK
+                latencies.append(bot.latency)
+            # ~ heartbeat_ack_delay (0.05 s) each time, never ~ the 0.3 s interval
+            assert all(0 < latency < 0.2 for latency in latencies), latencies
+            conn = gw.connections[0]
+            assert len(gw.connections) == 1 and conn.acks >= 6
+            # each ACK left a realistic round trip after its heartbeat
+            pairs = list(zip(conn.heartbeats_at, conn.acks_at, strict=False))
+            assert all(ack - beat >= gw.heartbeat_ack_delay * 0.9 for beat, ack in pairs), pairs

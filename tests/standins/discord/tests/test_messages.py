@@ -244,3 +244,149 @@ async def test_thread_without_message_and_gateway_bot(sample_world, sample_bot):
     assert (shards, url) == (1, sample_world.server.gateway_url) and limits["max_concurrency"] == 1
     info = await sample_bot.application_info()
     assert info.id == sample_bot.application_id and info.interactions_endpoint_url is None
+
+
+async def test_text_attachment_content_type_keeps_its_charset(sample_world, sample_bot):
+    """Discord reports ``text/plain; charset=utf-8`` for text files; the CDN must serve it."""
+    text = "héllo wörld\n".encode()
+    await sample_world.alice.send(
+        sample_world.general, "notes", files=[Upload("notes.txt", text, "text/plain; charset=utf-8")]
+    )
+    seen = await sample_bot.seen.wait("message", lambda m: m.content == "notes")
+    attachment = seen.attachments[0]
+    assert attachment.content_type == "text/plain; charset=utf-8"
+    assert await attachment.read() == text
+    # discord.py uploads everything as application/octet-stream; Discord sniffs the type
+    _, upload = await command(sample_world, "!upload")
+    assert upload.attachments[0].content_type == "text/csv; charset=utf-8"
+    fetched = await sample_bot.get_channel(sample_world.general.id).fetch_message(upload.id)
+    assert fetched.attachments[0].content_type == "text/csv; charset=utf-8"
+    assert await fetched.attachments[0].read() == b"col1,col2\n1,2\n"
+    assert sample_world.server.internal_errors == []
+
+
+async def test_thread_from_message_has_starter_message_and_thread_field(sample_world, sample_bot):
+    msg = await sample_world.alice.send(sample_world.general, "!thread ideas")
+    thread_seen = await sample_bot.seen.wait("thread_create")
+    stored_thread = sample_world.server.world.channels[msg.id]
+    await sample_world.server.wait_for_message(stored_thread)  # "thread started"
+    # the starter message now carries the thread (and HAS_THREAD), also as MESSAGE_UPDATE
+    update = await sample_bot.seen.wait("raw_message_edit", lambda p: p.message_id == msg.id)
+    assert update.data["thread"]["id"] == str(msg.id)
+    general = sample_bot.get_channel(sample_world.general.id)
+    starter = await general.fetch_message(msg.id)
+    assert starter.flags.has_thread
+    assert starter.thread is not None and starter.thread.id == msg.id and starter.thread.name == "ideas"
+    # the thread opens with a THREAD_STARTER_MESSAGE (type 21) pointing at the starter
+    thread = sample_bot.get_channel(thread_seen.id)
+    history = [m async for m in thread.history(oldest_first=True)]
+    assert [m.type for m in history] == [
+        discord.MessageType.thread_starter_message,
+        discord.MessageType.default,
+    ]
+    first = history[0]
+    assert (first.reference.message_id, first.reference.channel_id) == (msg.id, sample_world.general.id)
+    assert first.reference.resolved is not None and first.reference.resolved.id == msg.id
+    assert first.system_content == "!thread ideas"
+    assert history[1].content == "thread started"
+    # message_count excludes the starter message (Discord docs)
+    assert stored_thread.message_count == 1
+    assert (await sample_bot.fetch_channel(msg.id)).message_count == 1
+
+
+async def test_slowmode_in_threads_and_channels(sample_world, sample_bot):
+    from tests.standins.discord import SlowmodeActive
+
+    w = sample_world
+    general = sample_bot.get_channel(w.general.id)
+    starter = await general.send("topic")
+    thread = await starter.create_thread(name="slow", slowmode_delay=5)
+    assert thread.slowmode_delay == 5  # from the create response
+    stored = w.server.world.channels[thread.id]
+    assert stored.rate_limit_per_user == 5
+    assert w.server.calls("POST", "/channels/{channel_id}/messages/{message_id}/threads")[-1].request_json[
+        "rate_limit_per_user"
+    ] == 5
+    assert (await sample_bot.fetch_channel(thread.id)).slowmode_delay == 5
+    # bots are not affected by slowmode
+    await thread.send("one")
+    await thread.send("two")
+    # members without a bypass permission are (error 20016)
+    await w.alice.send(stored, "first")
+    with pytest.raises(SlowmodeActive) as info:
+        await w.alice.send(stored, "second")
+    assert info.value.code == 20016 and 0 < info.value.retry_after <= 5
+    await w.bob.send(stored, "mods bypass")  # MANAGE_MESSAGES
+    await w.bob.send(stored, "mods bypass again")
+    w.server.expire_slowmode(stored)
+    await w.alice.send(stored, "after the wait")
+    # the bot can change it (PATCH /channels/{id} -> THREAD_UPDATE)
+    edited = await thread.edit(slowmode_delay=0)
+    assert edited.slowmode_delay == 0 and stored.rate_limit_per_user == 0
+    await w.alice.send(stored, "no more waiting")
+    await w.alice.send(stored, "none at all")
+    # channels: set through the driver, seen by the bot, one message and one thread per interval
+    w.guild.set_slowmode(w.general, 10)
+    await w.server.wait_for(lambda: general.slowmode_delay == 10, what="CHANNEL_UPDATE")
+    msg = await w.alice.send(w.general, "hello")
+    with pytest.raises(SlowmodeActive):
+        await w.alice.send(w.general, "again")
+    w.guild.create_thread(w.general, "alice's", owner=w.alice, message=msg)
+    with pytest.raises(SlowmodeActive):
+        w.guild.create_thread(w.general, "another", owner=w.alice)
+    # out-of-range slowmode is a form error
+    with pytest.raises(discord.HTTPException) as bad:
+        await general.create_thread(name="too slow", slowmode_delay=21601, type=discord.ChannelType.public_thread)
+    assert bad.value.code == 50035 and "rate_limit_per_user" in bad.value.text
+
+
+class V2Panel(discord.ui.LayoutView):
+    container = discord.ui.Container(
+        discord.ui.Section(
+            discord.ui.TextDisplay("Release notes"),
+            accessory=discord.ui.Thumbnail("https://example.com/logo.png"),
+        ),
+        discord.ui.Separator(),
+        discord.ui.MediaGallery(discord.MediaGalleryItem("https://example.com/chart.png")),
+    )
+    row = discord.ui.ActionRow()
+
+    @row.button(label="Ack", custom_id="v2-ack")
+    async def ack(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        await interaction.response.send_message("acked", ephemeral=True)
+
+
+async def test_components_v2_flag_is_kept_and_enforced(sample_world, sample_bot):
+    w = sample_world
+    general = sample_bot.get_channel(w.general.id)
+    sent = await general.send(view=V2Panel())
+    assert sent.flags.components_v2
+    stored = w.server.world.messages[sent.id]
+    assert stored.components_v2 and stored.flags & (1 << 15)
+    assert [c["type"] for c in stored.components] == [17, 1]
+    assert (await general.fetch_message(sent.id)).flags.components_v2
+    # interactive components nested in a layout can be used
+    clicked = await w.alice.click(stored, "Ack")
+    assert clicked.content == "acked"
+    # editing cannot drop the flag
+    edited = await sent.edit(view=V2Panel())
+    assert edited.flags.components_v2
+    # the legacy fields are refused with the flag...
+    container = {"type": 17, "components": [{"type": 10, "content": "x"}]}
+    with pytest.raises(discord.HTTPException) as legacy:
+        await sample_bot.http.send_message(
+            general.id, params=discord.http.MultipartParameters(
+                payload={"content": "hi", "flags": 1 << 15, "components": [container]}, multipart=None, files=None
+            ),
+        )  # fmt: skip
+    assert legacy.value.code == 50035
+    errors = w.server.exchanges[-1].response_json["errors"]
+    assert errors["content"]["_errors"][0]["code"] == "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2"
+    # ...and layout components need it
+    with pytest.raises(discord.HTTPException) as no_flag:
+        await sample_bot.http.send_message(
+            general.id, params=discord.http.MultipartParameters(
+                payload={"components": [container]}, multipart=None, files=None
+            ),
+        )  # fmt: skip
+    assert no_flag.value.code == 50035

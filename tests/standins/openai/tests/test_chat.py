@@ -239,3 +239,147 @@ async def test_moderations_flag_trigger_words(
         input="Pineapple pizza forever", model="omni-moderation-latest"
     )
     assert single.results[0].categories.hate is True
+
+
+async def test_streaming_sends_token_sized_chunks_at_the_configured_pace(
+    openai_server: OpenAIStandin, openai_client: AsyncOpenAI
+) -> None:
+    import time
+
+    user = "please stream a longer answer so a bot can throttle its edits, naïve café 🐈"
+    expected = base_answer("gpt-4o-mini-2024-07-18", None, user)
+    enc = tiktoken.get_encoding("o200k_base")
+
+    # default: no pause, but already token-sized pieces (not words)
+    burst = await openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": user}], stream=True
+    )
+    pieces = [c.choices[0].delta.content async for c in burst if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == expected and "\ufffd" not in "".join(pieces)
+    assert len(pieces) >= len(enc.encode(expected)) - 2  # one per token (a split 🐈 is merged)
+    assert max(len(p) for p in pieces) <= 10  # " throttle": a token, not a sentence
+
+    openai_server.set_stream_pace(0.04)
+    assert openai_server.config.stream_chunk_seconds == 0.04
+    stream = await openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": user}], stream=True
+    )
+    arrivals: list[float] = []
+    text = ""
+    async for chunk in stream:
+        arrivals.append(time.monotonic())
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+    assert text == expected
+    elapsed = arrivals[-1] - arrivals[0]
+    assert elapsed >= 0.04 * (len(arrivals) - 1) * 0.9  # spread out, not one burst
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    assert min(gaps) > 0.02
+
+
+async def test_image_parts_are_refused_by_text_only_models(
+    openai_server: OpenAIStandin, openai_client: AsyncOpenAI
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    messages = [
+        {"role": "system", "content": "describe"},
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"}, image]},
+    ]
+    ok = await openai_client.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
+    assert ok.choices[0].message.content == base_answer(
+        "gpt-4o-mini-2024-07-18", "describe", "what is this?"
+    )
+    # as OpenAI answered before the text-only models were shut down
+    openai_server.models.enforce_shutdown_dates = False
+    for model in ("gpt-3.5-turbo", "gpt-4-0613"):
+        with pytest.raises(openai.BadRequestError) as info:
+            await openai_client.chat.completions.create(model=model, messages=messages)  # type: ignore[arg-type]
+        assert info.value.body == {  # type: ignore[comparison-overlap]
+            "message": "Invalid content type. image_url is only supported by certain models.",
+            "type": "invalid_request_error",
+            "param": "messages.[1].content.[1].type",
+            "code": None,
+        }
+    # a model fine-tuned from a text-only base is text-only too
+    uploaded = await openai_client.files.create(file=("t.jsonl", jsonl(qa_dataset(10))), purpose="fine-tune")
+    job = await openai_client.fine_tuning.jobs.create(model="gpt-3.5-turbo-0125", training_file=uploaded.id)
+    tuned = openai_server.jobs.run_to_completion(job.id).fine_tuned_model
+    with pytest.raises(openai.BadRequestError):
+        await openai_client.chat.completions.create(model=tuned, messages=messages)  # type: ignore[arg-type]
+
+
+async def test_unknown_body_parameters_are_refused(
+    openai_server: OpenAIStandin, openai_client: AsyncOpenAI
+) -> None:
+    messages = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.BadRequestError) as one:
+        await openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, extra_body={"foo": 1}
+        )
+    assert one.value.body == {  # type: ignore[comparison-overlap]
+        "message": "Unrecognized request argument supplied: foo",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+    with pytest.raises(openai.BadRequestError) as two:
+        await openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, extra_body={"top_k": 5, "thinking": True}
+        )
+    assert two.value.message.endswith("Unrecognized request arguments supplied: top_k, thinking")
+    uploaded = await openai_client.files.create(file=("t.jsonl", jsonl(qa_dataset(10))), purpose="fine-tune")
+    with pytest.raises(openai.BadRequestError) as job:
+        await openai_client.fine_tuning.jobs.create(
+            model="gpt-4o-mini", training_file=uploaded.id, extra_body={"n_epochs": 3}
+        )
+    assert job.value.body["message"] == "Unrecognized request argument supplied: n_epochs"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):
+        await openai_client.moderations.create(input="hi", extra_body={"threshold": 0.5})
+    # every documented parameter is still accepted
+    reply = await openai_client.chat.completions.create(
+        model="gpt-4o-mini", messages=messages, temperature=0, top_p=1, seed=1, user="u1",
+        presence_penalty=0, frequency_penalty=0, store=False, metadata={"k": "v"},
+    )  # fmt: skip
+    assert reply.choices[0].message.content
+
+
+async def test_retired_gpt_35_turbo_is_gone_and_current_models_are_listed(
+    openai_server: OpenAIStandin, openai_client: AsyncOpenAI
+) -> None:
+    listed = {m.id: m for m in (await openai_client.models.list()).data}
+    for live in ("gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20", "gpt-4.1", "gpt-4.1-2025-04-14",
+                 "gpt-4.1-mini", "gpt-4.1-mini-2025-04-14", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"):  # fmt: skip
+        assert listed[live].shutdown_date == "2027-01-14", live
+    assert not {"gpt-3.5-turbo", "gpt-3.5-turbo-0125", "gpt-4-0613"} & set(listed)
+
+    reply = await openai_client.chat.completions.create(
+        model="gpt-4.1", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.model == "gpt-4.1-2025-04-14"  # aliases answer as their snapshot
+    assert (await openai_client.models.retrieve("gpt-4o")).id == "gpt-4o"
+
+    deprecated = {
+        "message": "The model `gpt-3.5-turbo` has been deprecated, learn more here: "
+        "https://platform.openai.com/docs/deprecations",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "model_not_found",
+    }
+    with pytest.raises(openai.NotFoundError) as chat:
+        await openai_client.chat.completions.create(
+            model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert chat.value.body == deprecated  # type: ignore[comparison-overlap]
+    uploaded = await openai_client.files.create(file=("t.jsonl", jsonl(qa_dataset(10))), purpose="fine-tune")
+    with pytest.raises(openai.NotFoundError) as tune:
+        await openai_client.fine_tuning.jobs.create(model="gpt-3.5-turbo", training_file=uploaded.id)
+    assert tune.value.body == deprecated  # type: ignore[comparison-overlap]
+    with pytest.raises(openai.BadRequestError) as alias:  # fine-tuning needs the gpt-4o snapshot
+        await openai_client.fine_tuning.jobs.create(model="gpt-4o", training_file=uploaded.id)
+    assert alias.value.code == "model_not_available"
+
+    openai_server.models.enforce_shutdown_dates = False  # before 2026-10-23
+    old = await openai_client.chat.completions.create(
+        model="gpt-3.5-turbo", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert old.model == "gpt-3.5-turbo-0125"

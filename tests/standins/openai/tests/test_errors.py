@@ -216,3 +216,49 @@ async def test_raw_http_invalid_url_invalid_json_and_internal_errors(
     assert "RuntimeError: boom" in openai_server.internal_errors[0]
     openai_server.internal_errors.clear()  # otherwise the fixture fails the test at teardown
     openai_server.validate_spec = False  # the bodies above are deliberately not OpenAI requests
+
+
+async def test_any_stand_in_crash_is_a_500_and_fails_the_test() -> None:
+    """A crashing route, bad response headers (outside the route) and a crash in
+    the middle of a stream are all recorded; ``async with`` then fails the test."""
+    from aiohttp import web
+
+    from tests.standins.openai.recording import EXCHANGE_KEY
+
+    server = OpenAIStandin()
+
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("kaboom in a route")
+
+    async def bad_headers(request: web.Request) -> web.Response:
+        return web.Response(text="{}", headers={"X-Bad": "a\r\nb"})
+
+    async def broken_stream(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        request[EXCHANGE_KEY].sse = []
+        await response.write(b'data: {"x": 1}\n\n')
+        raise RuntimeError("kaboom mid-stream")
+
+    server.app.router.add_get("/v1/boom", boom)
+    server.app.router.add_get("/v1/bad-headers", bad_headers)
+    server.app.router.add_get("/v1/broken-stream", broken_stream)
+    with pytest.raises(AssertionError, match="the OpenAI stand-in crashed"):
+        async with server:
+            client = AsyncOpenAI(base_url=server.base_url, api_key=server.config.api_key, max_retries=0)
+            with pytest.raises(openai.InternalServerError) as info:
+                await client.get("/boom", cast_to=object)
+            assert info.value.body["type"] == "server_error"  # type: ignore[index]
+            with pytest.raises(openai.InternalServerError):
+                await client.get("/bad-headers", cast_to=object)
+            auth = {"Authorization": f"Bearer {server.config.api_key}"}
+            async with aiohttp.ClientSession(headers=auth) as http:
+                with pytest.raises(aiohttp.ClientPayloadError):
+                    async with http.get(server.base_url + "/broken-stream") as resp:
+                        await resp.read()
+            await client.close()
+            assert len(server.internal_errors) == 3
+            assert "kaboom in a route" in server.internal_errors[0]
+            assert "GET /v1/bad-headers" in server.internal_errors[1]
+            assert "kaboom mid-stream" in server.internal_errors[2]
+            assert server.exchanges[-1].dropped

@@ -165,12 +165,16 @@ async def test_step_and_run_to_completion_drive_one_job(
     [
         ("gpt-4o-2024-08-06", "o200k_base", 65_536),
         ("gpt-4.1-mini-2025-04-14", "o200k_base", 65_536),
-        ("gpt-3.5-turbo-0125", "cl100k_base", 16_385),
+        ("gpt-4o-mini", "o200k_base", 65_536),
+        # retired on 2026-10-23: billed as OpenAI did before the shutdown
+        pytest.param("gpt-3.5-turbo-0125", "cl100k_base", 16_385, id="retired-gpt-3.5-turbo-0125"),
     ],
 )
 async def test_trained_tokens_use_the_models_encoding(
     openai_server: OpenAIStandin, openai_client: AsyncOpenAI, model: str, encoding: str, cap: int
 ) -> None:
+    if model.startswith("gpt-3.5"):
+        openai_server.models.enforce_shutdown_dates = False
     records = [
         chat_example(
             f"Ünïcode {i} — naïve café? 🐈",
@@ -192,15 +196,15 @@ async def test_examples_are_capped_at_the_training_context(
     openai_server: OpenAIStandin, openai_client: AsyncOpenAI
 ) -> None:
     records = qa_dataset(10)
-    records[0] = chat_example("long " * 9000, "ok")  # ~9000 tokens > gpt-4-0613's 8192 cap
+    records[0] = chat_example("long " * 70_000, "ok")  # ~70k tokens > gpt-4o-mini's 65,536 cap
     job = await openai_client.fine_tuning.jobs.create(
-        model="gpt-4-0613",
+        model="gpt-4o-mini-2024-07-18",
         training_file=await _upload(openai_client, records),
         hyperparameters={"n_epochs": 1},
     )
     finished = openai_server.jobs.run_to_completion(job.id)
-    assert finished.trained_tokens == _expected_tokens(records, "cl100k_base", 1, 8192)
-    assert finished.trained_tokens < _expected_tokens(records, "cl100k_base", 1, 10**9)
+    assert finished.trained_tokens == _expected_tokens(records, "o200k_base", 1, 65_536)
+    assert finished.trained_tokens < _expected_tokens(records, "o200k_base", 1, 10**9)
 
 
 async def test_fewer_than_ten_examples_fails_with_invalid_n_examples(

@@ -75,3 +75,21 @@ def test_ids_are_reproducible_across_servers() -> None:
     assert (
         a.ids.new("ftjob-").startswith("ftjob-") and len(a.ids.new("ftjob-")) == len("ftjob-") + 24
     )
+
+
+def test_accepted_body_parameters_match_the_spec() -> None:
+    from tests.standins.openai.params import SPEC_SCHEMAS
+    from tests.standins.spec_openai import load_spec
+
+    schemas = load_spec()["components"]["schemas"]
+
+    def properties(name: str) -> set[str]:
+        schema = schemas[name]
+        out = set(schema.get("properties", {}))
+        for part in schema.get("allOf", []):
+            ref = part.get("$ref")
+            out |= properties(ref.rsplit("/", 1)[-1]) if ref else set(part.get("properties", {}))
+        return out
+
+    for name, accepted in SPEC_SCHEMAS.items():
+        assert accepted == properties(name), name

@@ -1,0 +1,50 @@
+"""Reading and changing a guild's settings (the ``/config`` commands' use cases)."""
+
+from __future__ import annotations
+
+from bot.errors import InvalidInput
+from storage.guilds import GuildRepository
+from storage.records import GuildSettings
+
+VOTE_THRESHOLD_RANGE = (1, 100)
+"""Approving votes an example needs before it is approved (inclusive bounds)."""
+
+MAX_PENDING_RANGE = (1, 1000)
+"""How many pending examples one member may have waiting for review (inclusive bounds)."""
+
+
+def _check_range(what: str, value: int, bounds: tuple[int, int]) -> None:
+    low, high = bounds
+    if not low <= value <= high:
+        raise InvalidInput(f"The {what} must be between {low} and {high}, not {value}.")
+
+
+class GuildConfigService:
+    """A guild's settings: every read and change goes through here."""
+
+    def __init__(self, guilds: GuildRepository) -> None:
+        self._guilds = guilds
+
+    async def get(self, guild_id: int) -> GuildSettings:
+        """The guild's settings (the defaults for a guild never configured)."""
+        return await self._guilds.get(guild_id)
+
+    async def set_review_channel(self, guild_id: int, channel_id: int | None) -> GuildSettings:
+        """Where new examples are posted for review; ``None`` clears it."""
+        return await self._guilds.update(guild_id, review_channel_id=channel_id)
+
+    async def set_curator_role(self, guild_id: int, role_id: int | None) -> GuildSettings:
+        """The role whose members may curate (besides Manage Messages); ``None`` clears it."""
+        if role_id == guild_id:  # the @everyone role shares the guild's id
+            raise InvalidInput("Pick a specific role: @everyone cannot be the curator role.")
+        return await self._guilds.update(guild_id, curator_role_id=role_id)
+
+    async def set_vote_threshold(self, guild_id: int, value: int) -> GuildSettings:
+        """Approving votes an example needs to be approved."""
+        _check_range("vote threshold", value, VOTE_THRESHOLD_RANGE)
+        return await self._guilds.update(guild_id, vote_threshold=value)
+
+    async def set_max_pending(self, guild_id: int, value: int) -> GuildSettings:
+        """How many examples one member may have waiting for review at once."""
+        _check_range("limit of pending examples per member", value, MAX_PENDING_RANGE)
+        return await self._guilds.update(guild_id, max_pending_per_member=value)
