@@ -7,9 +7,11 @@ import sqlite3
 from decimal import Decimal
 from typing import Any
 
+from bot.dataset.errors import InvalidInput
 from storage.db import Database, parse_timestamp
 from storage.records import GuildSettings, micros_to_usd, usd_to_micros
 from storage.tables import Table
+from storage.unset import UNSET, Unset
 
 _GUILD_SETTINGS = Table(
     "guild_settings", "guild_id", "default_base_model", "provider", "chat_enabled",
@@ -34,20 +36,6 @@ _UPSERT = _GUILD_SETTINGS.returning(
     "vote_threshold = excluded.vote_threshold, "
     "max_pending_per_member = excluded.max_pending_per_member, "
     "updated_at = excluded.updated_at"
-)
-_SETTABLE = frozenset(
-    {
-        "default_base_model",
-        "provider",
-        "chat_enabled",
-        "capture_enabled",
-        "admin_role_id",
-        "curator_role_id",
-        "monthly_budget_usd",
-        "review_channel_id",
-        "vote_threshold",
-        "max_pending_per_member",
-    }
 )
 
 
@@ -83,16 +71,44 @@ class GuildRepository:
         )
         return GuildSettings(guild_id=guild_id) if row is None else _settings(row)
 
-    async def update(self, guild_id: int, **changes: Any) -> GuildSettings:
-        """Change some settings (keyword per :class:`GuildSettings` field); returns the result."""
-        unknown = set(changes) - _SETTABLE
-        if unknown:
-            raise TypeError(f"not a guild setting: {', '.join(sorted(unknown))}")
+    async def update(
+        self,
+        guild_id: int,
+        *,
+        default_base_model: str | None | Unset = UNSET,
+        provider: str | None | Unset = UNSET,
+        chat_enabled: bool | Unset = UNSET,
+        capture_enabled: bool | Unset = UNSET,
+        admin_role_id: int | None | Unset = UNSET,
+        curator_role_id: int | None | Unset = UNSET,
+        monthly_budget_usd: Decimal | int | str | None | Unset = UNSET,
+        review_channel_id: int | None | Unset = UNSET,
+        vote_threshold: int | Unset = UNSET,
+        max_pending_per_member: int | Unset = UNSET,
+    ) -> GuildSettings:
+        """Change the settings given (``None`` clears one that may be empty); returns the
+        result."""
+        changes: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("default_base_model", default_base_model),
+                ("provider", provider),
+                ("chat_enabled", chat_enabled),
+                ("capture_enabled", capture_enabled),
+                ("admin_role_id", admin_role_id),
+                ("curator_role_id", curator_role_id),
+                ("monthly_budget_usd", monthly_budget_usd),
+                ("review_channel_id", review_channel_id),
+                ("vote_threshold", vote_threshold),
+                ("max_pending_per_member", max_pending_per_member),
+            )
+            if value is not UNSET
+        }
         budget = changes.get("monthly_budget_usd")
         if budget is not None:
             changes["monthly_budget_usd"] = Decimal(budget)
             if changes["monthly_budget_usd"] < 0:
-                raise ValueError("the monthly budget cannot be negative")
+                raise InvalidInput("The monthly budget cannot be negative.")
         async with self._db.transaction() as tx:
             row = await tx.fetchone(
                 _SELECT, (guild_id,)

@@ -231,8 +231,8 @@ class ChatTokenCounter:
 
 
 def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Plain-dict copies with text content, without OpenAI's training-only ``weight`` key
-    (the trainer's ``normalize_messages``)."""
+    """Plain-dict copies with text content, without OpenAI's training-only ``weight`` key.
+    The trainer renders with this same function, so counts and training never drift."""
     out = []
     for m in messages:
         d = {k: v for k, v in m.items() if k != "weight"}

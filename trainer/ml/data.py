@@ -18,6 +18,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from bot.dataset.model_tokens import is_trained_turn, normalize_messages
 from trainer.engine import Example
 
 
@@ -35,34 +36,6 @@ class TokenizedSequence:
     def n_targets(self) -> int:
         """Tokens the loss covers (a target at position 0 cannot be predicted, so skipped)."""
         return sum(self.labels[1:])
-
-
-def _text_of(content: Any) -> str:
-    """Message content as text: ``None`` -> "", content parts -> their text joined."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        return "".join(
-            str(p.get("text", "")) if isinstance(p, Mapping) else str(p) for p in content
-        )
-    return str(content)
-
-
-def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Plain-dict copies with text content, without OpenAI's training-only ``weight`` key."""
-    out = []
-    for m in messages:
-        d = {k: v for k, v in m.items() if k != "weight"}
-        d["content"] = _text_of(m.get("content"))
-        out.append(d)
-    return out
-
-
-def is_trained_turn(message: Mapping[str, Any]) -> bool:
-    """True for an assistant message the loss should cover (``weight`` absent or non-zero)."""
-    return message.get("role") == "assistant" and message.get("weight", 1) != 0
 
 
 class ChatTokenizer:
