@@ -64,9 +64,12 @@ class StatsService:
         approved = counts.approved.examples
         resolved = resolve_epochs(epochs, approved)
         estimates: dict[str, ModelEstimate] = {}
+        by_counting = {counting_for_model(chosen_name, self._catalogue): counts}
         for candidate in self._catalogue.models():
-            per_model = await self._counts(dataset, candidate.model)
-            billed = per_model.approved.billed_tokens
+            counting = counting_for_model(candidate.model, self._catalogue)
+            if counting not in by_counting:  # models sharing an encoding and cap share counts
+                by_counting[counting] = await self._counts(dataset, candidate.model)
+            billed = by_counting[counting].approved.billed_tokens
             estimates[candidate.model] = ModelEstimate(
                 candidate, billed, estimate_cost(candidate, billed, resolved, today)
             )
