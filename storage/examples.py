@@ -56,6 +56,17 @@ _SELECT_PAGE_BY_STATUS = _EXAMPLES.select(
     "guild_id = ? AND dataset_id = ? AND status = ? AND id > ?", order_by="id", limit=True
 )
 _SELECT_BY_CONTRIBUTOR = _EXAMPLES.select("guild_id = ? AND contributor_id = ?", order_by="id")
+_SELECT_PAGE_BY_CONTRIBUTOR = _EXAMPLES.select(
+    "guild_id = ? AND dataset_id = ? AND contributor_id = ? AND id > ? "
+    "AND (? IS NULL OR status = ?)",
+    order_by="id",
+    limit=True,
+)
+_SELECT_INVOLVING = _EXAMPLES.select(
+    "guild_id = ? AND (contributor_id = ? OR id IN "
+    "(SELECT example_id FROM example_authors WHERE guild_id = ? AND user_id = ?))",
+    order_by="id",
+)
 _SELECT_UNCOUNTED = _EXAMPLES.select(
     "e.guild_id = ? AND e.dataset_id = ? AND e.id > ? AND NOT EXISTS "
     "(SELECT 1 FROM example_tokens AS t WHERE t.example_id = e.id AND t.encoding = ?)",
@@ -220,8 +231,12 @@ class ExampleRepository:
         status: ExampleStatus | str = ExampleStatus.PENDING,
         token_counts: Mapping[str, int] | None = None,
         billed_cap: int = DEFAULT_BILLED_CAP,
+        authors: Mapping[int, int] | None = None,
     ) -> ExampleRecord:
         """Store one example (with any token counts already known, by encoding).
+
+        ``authors`` maps a message's index in the conversation to the member who wrote it
+        (a capture of a reply chain); turns not listed are the contributor's own words.
 
         Raises :class:`DuplicateError` (with the existing id) if the dataset already holds
         the same content, :class:`NotFoundError` if the guild has no such dataset.
@@ -237,6 +252,12 @@ class ExampleRepository:
                 raise DuplicateError(
                     f"The dataset already has this conversation (example #{existing_id}).",
                     existing_id,
+                )
+            if authors:
+                await tx.executemany(
+                    "INSERT INTO example_authors (example_id, turn, user_id, guild_id) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(new_id, turn, user_id, guild_id) for turn, user_id in authors.items()],
                 )
             row = await tx.fetchone(_SELECT_ONE, (new_id, guild_id))
         assert row is not None
@@ -377,6 +398,69 @@ class ExampleRepository:
             if len(page) < batch_size:
                 return
             after_id = page[-1].id
+
+    async def page_by_contributor(
+        self,
+        guild_id: int,
+        dataset_id: int,
+        contributor_id: int,
+        *,
+        status: ExampleStatus | str | None = None,
+        after_id: int = 0,
+        limit: int = 50,
+    ) -> list[ExampleRecord]:
+        """A page of one member's examples in the dataset, in id order."""
+        value = None if status is None else ExampleStatus(status).value
+        rows = await self._db.fetchall(
+            _SELECT_PAGE_BY_CONTRIBUTOR,
+            (guild_id, dataset_id, contributor_id, after_id, value, value, limit),
+        )
+        return [_record(r) for r in rows]
+
+    async def authors(self, guild_id: int, example_id: int) -> dict[int, int]:
+        """Who wrote which turn (message index to user id), for captured turns."""
+        rows = await self._db.fetchall(
+            "SELECT turn, user_id FROM example_authors WHERE example_id = ? AND guild_id = ? "
+            "ORDER BY turn",
+            (example_id, guild_id),
+        )
+        return {r["turn"]: r["user_id"] for r in rows}
+
+    async def list_involving(self, guild_id: int, user_id: int) -> list[ExampleRecord]:
+        """Every example of the guild that ``user_id`` contributed or wrote a turn of."""
+        rows = await self._db.fetchall(_SELECT_INVOLVING, (guild_id, user_id, guild_id, user_id))
+        return [_record(r) for r in rows]
+
+    async def contributor_count(
+        self, guild_id: int, dataset_id: int, contributor_id: int, status: ExampleStatus | str
+    ) -> int:
+        """How many of the dataset's examples in ``status`` the member contributed."""
+        value = await self._db.fetchval(
+            "SELECT c.examples FROM dataset_contributor_counts AS c "
+            "JOIN datasets AS d ON d.id = c.dataset_id "
+            "WHERE c.dataset_id = ? AND d.guild_id = ? AND c.contributor_id = ? AND c.status = ?",
+            (dataset_id, guild_id, contributor_id, ExampleStatus(status).value),
+        )
+        return int(value or 0)
+
+    async def top_contributors(
+        self,
+        guild_id: int,
+        dataset_id: int,
+        *,
+        status: ExampleStatus | str = ExampleStatus.APPROVED,
+        limit: int = 5,
+    ) -> list[tuple[int, int]]:
+        """``(user_id, examples)`` of the members with the most examples in ``status``,
+        most first (ties by user id), from the maintained counts."""
+        rows = await self._db.fetchall(
+            "SELECT c.contributor_id, c.examples FROM dataset_contributor_counts AS c "
+            "JOIN datasets AS d ON d.id = c.dataset_id "
+            "WHERE c.dataset_id = ? AND d.guild_id = ? AND c.status = ? AND c.examples > 0 "
+            "ORDER BY c.examples DESC, c.contributor_id LIMIT ?",
+            (dataset_id, guild_id, ExampleStatus(status).value, limit),
+        )
+        return [(r["contributor_id"], r["examples"]) for r in rows]
 
     async def list_by_contributor(self, guild_id: int, user_id: int) -> list[ExampleRecord]:
         """Every example ``user_id`` contributed in this guild, in any dataset."""

@@ -16,14 +16,16 @@ from storage.unset import UNSET, Unset
 _GUILD_SETTINGS = Table(
     "guild_settings", "guild_id", "default_base_model", "provider", "chat_enabled",
     "capture_enabled", "admin_role_id", "curator_role_id", "monthly_budget_micro_usd",
-    "review_channel_id", "vote_threshold", "max_pending_per_member", "created_at", "updated_at",
+    "review_channel_id", "vote_threshold", "max_pending_per_member", "default_dataset_id",
+    "capture_depth", "created_at", "updated_at",
 )  # fmt: skip
 _SELECT = _GUILD_SETTINGS.select("guild_id = ?")
 _UPSERT = _GUILD_SETTINGS.returning(
     "INSERT INTO guild_settings (guild_id, default_base_model, provider, chat_enabled, "
     "capture_enabled, admin_role_id, curator_role_id, monthly_budget_micro_usd, "
-    "review_channel_id, vote_threshold, max_pending_per_member, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "review_channel_id, vote_threshold, max_pending_per_member, default_dataset_id, "
+    "capture_depth, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (guild_id) DO UPDATE SET "
     "default_base_model = excluded.default_base_model, "
     "provider = excluded.provider, "
@@ -35,6 +37,8 @@ _UPSERT = _GUILD_SETTINGS.returning(
     "review_channel_id = excluded.review_channel_id, "
     "vote_threshold = excluded.vote_threshold, "
     "max_pending_per_member = excluded.max_pending_per_member, "
+    "default_dataset_id = excluded.default_dataset_id, "
+    "capture_depth = excluded.capture_depth, "
     "updated_at = excluded.updated_at"
 )
 
@@ -53,6 +57,8 @@ def _settings(row: sqlite3.Row) -> GuildSettings:
         review_channel_id=row["review_channel_id"],
         vote_threshold=row["vote_threshold"],
         max_pending_per_member=row["max_pending_per_member"],
+        default_dataset_id=row["default_dataset_id"],
+        capture_depth=row["capture_depth"],
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
     )
@@ -85,6 +91,8 @@ class GuildRepository:
         review_channel_id: int | None | Unset = UNSET,
         vote_threshold: int | Unset = UNSET,
         max_pending_per_member: int | Unset = UNSET,
+        default_dataset_id: int | None | Unset = UNSET,
+        capture_depth: int | Unset = UNSET,
     ) -> GuildSettings:
         """Change the settings given (``None`` clears one that may be empty); returns the
         result."""
@@ -101,6 +109,8 @@ class GuildRepository:
                 ("review_channel_id", review_channel_id),
                 ("vote_threshold", vote_threshold),
                 ("max_pending_per_member", max_pending_per_member),
+                ("default_dataset_id", default_dataset_id),
+                ("capture_depth", capture_depth),
             )
             if value is not UNSET
         }
@@ -133,6 +143,8 @@ class GuildRepository:
                     new.review_channel_id,
                     new.vote_threshold,
                     new.max_pending_per_member,
+                    new.default_dataset_id,
+                    new.capture_depth,
                     now,
                     now,
                 ),

@@ -311,6 +311,81 @@ CREATE TABLE command_syncs (
 ) WITHOUT ROWID;
 """
 
+# Who wrote each turn of an example (a capture may quote several members), the review post
+# of each example (its buttons keep working after a restart), the guild's default dataset
+# and how many messages of a reply chain a capture follows.
+_AUTHORS_REVIEWS_DEFAULTS = """
+CREATE TABLE example_authors (
+    example_id INTEGER NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
+    turn INTEGER NOT NULL CHECK (turn >= 0),
+    user_id INTEGER NOT NULL,
+    guild_id INTEGER NOT NULL,
+    PRIMARY KEY (example_id, turn)
+) WITHOUT ROWID;
+CREATE INDEX example_authors_user ON example_authors (guild_id, user_id);
+
+CREATE TABLE review_posts (
+    example_id INTEGER PRIMARY KEY REFERENCES examples (id) ON DELETE CASCADE,
+    guild_id INTEGER NOT NULL,
+    channel_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    posted_at TEXT NOT NULL
+);
+CREATE INDEX review_posts_message ON review_posts (guild_id, message_id);
+
+-- Examples per (dataset, contributor, status), kept by triggers like dataset_status_counts:
+-- the top contributors and a member's pending count are lookups at any dataset size.
+CREATE TABLE dataset_contributor_counts (
+    dataset_id INTEGER NOT NULL,
+    contributor_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    examples INTEGER NOT NULL,
+    PRIMARY KEY (dataset_id, contributor_id, status)
+) WITHOUT ROWID;
+CREATE INDEX dataset_contributor_counts_top
+    ON dataset_contributor_counts (dataset_id, status, examples);
+
+INSERT INTO dataset_contributor_counts (dataset_id, contributor_id, status, examples)
+SELECT dataset_id, contributor_id, status, count(*) FROM examples
+WHERE contributor_id IS NOT NULL GROUP BY dataset_id, contributor_id, status;
+
+CREATE TRIGGER examples_contributor_insert AFTER INSERT ON examples
+WHEN NEW.contributor_id IS NOT NULL
+BEGIN
+    INSERT INTO dataset_contributor_counts (dataset_id, contributor_id, status, examples)
+    VALUES (NEW.dataset_id, NEW.contributor_id, NEW.status, 1)
+    ON CONFLICT (dataset_id, contributor_id, status) DO UPDATE SET examples = examples + 1;
+END;
+
+CREATE TRIGGER examples_contributor_delete AFTER DELETE ON examples
+WHEN OLD.contributor_id IS NOT NULL
+BEGIN
+    UPDATE dataset_contributor_counts SET examples = examples - 1
+    WHERE dataset_id = OLD.dataset_id AND contributor_id = OLD.contributor_id
+    AND status = OLD.status;
+END;
+
+CREATE TRIGGER examples_contributor_status AFTER UPDATE OF status ON examples
+WHEN NEW.status IS NOT OLD.status AND NEW.contributor_id IS NOT NULL
+BEGIN
+    UPDATE dataset_contributor_counts SET examples = examples - 1
+    WHERE dataset_id = OLD.dataset_id AND contributor_id = OLD.contributor_id
+    AND status = OLD.status;
+    INSERT INTO dataset_contributor_counts (dataset_id, contributor_id, status, examples)
+    VALUES (NEW.dataset_id, NEW.contributor_id, NEW.status, 1)
+    ON CONFLICT (dataset_id, contributor_id, status) DO UPDATE SET examples = examples + 1;
+END;
+
+CREATE TRIGGER datasets_drop_contributor_counts AFTER DELETE ON datasets
+BEGIN
+    DELETE FROM dataset_contributor_counts WHERE dataset_id = OLD.id;
+END;
+
+ALTER TABLE guild_settings ADD COLUMN default_dataset_id INTEGER;
+ALTER TABLE guild_settings ADD COLUMN capture_depth INTEGER NOT NULL DEFAULT 6
+    CHECK (capture_depth BETWEEN 2 AND 25);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: guild settings, datasets, examples, votes, consents", _CORE),
     Migration(2, "token counts per encoding and per-dataset statistics", _TOKENS_AND_STATS),
@@ -318,6 +393,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "chat channels", _CHAT_CHANNELS),
     Migration(5, "guild settings: review channel, vote threshold, pending cap", _GUILD_REVIEW_SETTINGS),
     Migration(6, "command tree sync hashes", _COMMAND_SYNCS),
+    Migration(
+        7, "turn authors, review posts, default dataset, capture depth", _AUTHORS_REVIEWS_DEFAULTS
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

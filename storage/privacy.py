@@ -6,6 +6,7 @@ from storage.consents import ConsentRepository
 from storage.db import Database
 from storage.examples import ExampleRepository
 from storage.records import UserData, UserDeletion
+from storage.review_posts import ReviewPost
 from storage.votes import VoteRepository
 
 
@@ -21,18 +22,27 @@ class PrivacyRepository:
     async def user_data(self, guild_id: int, user_id: int) -> UserData:
         """What is stored about ``user_id`` in this guild, read from one snapshot."""
         async with self._db.snapshot():
-            examples = await self._examples.list_by_contributor(guild_id, user_id)
+            examples = await self._examples.list_involving(guild_id, user_id)
             votes = await self._votes.by_user(guild_id, user_id)
             consent = await self._consents.get(guild_id, user_id)
         return UserData(guild_id, user_id, tuple(examples), tuple(votes), consent)
 
     async def delete_user_data(self, guild_id: int, user_id: int) -> UserDeletion:
-        """Delete, in one transaction, the member's examples (with the votes and token
-        counts attached to them), the votes they cast, and their consent record."""
+        """Delete, in one transaction, every example the member contributed or wrote a
+        turn of (with the votes, token counts and review posts attached to them), the votes
+        they cast, and their consent record."""
         async with self._db.transaction() as tx:
+            rows = await tx.fetchall(
+                "SELECT p.example_id, p.guild_id, p.channel_id, p.message_id "
+                "FROM review_posts AS p JOIN examples AS e ON e.id = p.example_id "
+                "WHERE p.guild_id = ? AND e.guild_id = ? AND (e.contributor_id = ? OR e.id IN "
+                "(SELECT example_id FROM example_authors WHERE guild_id = ? AND user_id = ?))",
+                (guild_id, guild_id, user_id, guild_id, user_id),
+            )
             examples = await tx.execute(
-                "DELETE FROM examples WHERE guild_id = ? AND contributor_id = ?",
-                (guild_id, user_id),
+                "DELETE FROM examples WHERE guild_id = ? AND (contributor_id = ? OR id IN "
+                "(SELECT example_id FROM example_authors WHERE guild_id = ? AND user_id = ?))",
+                (guild_id, user_id, guild_id, user_id),
             )
             votes = await tx.execute(
                 "DELETE FROM votes WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
@@ -40,4 +50,8 @@ class PrivacyRepository:
             consents = await tx.execute(
                 "DELETE FROM consents WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
             )
-        return UserDeletion(examples=examples, votes=votes, consents=consents)
+        posts = tuple(
+            ReviewPost(r["example_id"], r["guild_id"], r["channel_id"], r["message_id"])
+            for r in rows
+        )
+        return UserDeletion(examples=examples, votes=votes, consents=consents, review_posts=posts)

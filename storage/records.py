@@ -75,6 +75,9 @@ class GuildSettings:
     review_channel_id: int | None = None
     vote_threshold: int = 3
     max_pending_per_member: int = 20
+    default_dataset_id: int | None = None
+    capture_depth: int = 6
+    """How many messages of a reply chain "Add to dataset" follows."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -249,3 +252,6 @@ class UserDeletion:
     examples: int
     votes: int
     consents: int
+    review_posts: tuple[Any, ...] = ()
+    """The review posts (:class:`storage.review_posts.ReviewPost`) of the deleted examples:
+    the caller deletes those messages, so no copy of the text stays in Discord."""

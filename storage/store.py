@@ -15,6 +15,7 @@ from storage.guilds import GuildRepository
 from storage.jobs import JobRepository
 from storage.models import ActiveModelRepository
 from storage.privacy import PrivacyRepository
+from storage.review_posts import ReviewPostRepository
 from storage.spend import SpendRepository
 from storage.votes import VoteRepository
 
@@ -35,6 +36,7 @@ class Storage:
         self.spend = SpendRepository(db)
         self.privacy = PrivacyRepository(db)
         self.command_syncs = CommandSyncRepository(db)
+        self.review_posts = ReviewPostRepository(db)
 
     @classmethod
     async def open(cls, path: str | PathLike[str], **options: Any) -> Storage:

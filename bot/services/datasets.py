@@ -14,6 +14,7 @@ from bot.dataset.policy import SystemPromptPolicy
 from bot.dataset.pricing import PriceCatalogue
 from storage.errors import NotFoundError
 from storage.records import Dataset
+from storage.review_posts import ReviewPost
 from storage.store import Storage
 
 MAX_NAME_LENGTH = 50
@@ -86,6 +87,11 @@ class DatasetService:
                     "`/dataset list` shows them."
                 )
             return dataset
+        default_id = (await self._storage.guilds.get(guild_id)).default_dataset_id
+        if default_id is not None:
+            default = await self._storage.datasets.get(guild_id, default_id)
+            if default is not None:
+                return default
         datasets = await self.all(guild_id)
         if not datasets:
             raise NotFoundError(
@@ -93,7 +99,8 @@ class DatasetService:
             )
         if len(datasets) > 1:
             raise InvalidInput(
-                f"This server has {len(datasets)} datasets; choose one with the `dataset` option."
+                f"This server has {len(datasets)} datasets and no default: choose one with the "
+                "`dataset` option (an admin can set a default with `/dataset default`)."
             )
         return datasets[0]
 
@@ -122,10 +129,29 @@ class DatasetService:
             raise NotFoundError("That dataset does not exist in this server.")
         return updated
 
-    async def delete(self, guild_id: int, dataset_id: int) -> None:
-        """Delete the dataset with its examples, votes and token counts."""
+    async def delete(self, guild_id: int, dataset_id: int) -> list[ReviewPost]:
+        """Delete the dataset with its examples, votes and token counts. Returns the review
+        posts of its examples, for the caller to delete from Discord."""
+        posts = await self._storage.review_posts.for_dataset(guild_id, dataset_id)
         if not await self._storage.datasets.delete(guild_id, dataset_id):
             raise NotFoundError("That dataset does not exist in this server.")
+        settings = await self._storage.guilds.get(guild_id)
+        if settings.default_dataset_id == dataset_id:
+            await self._storage.guilds.update(guild_id, default_dataset_id=None)
+        return posts
+
+    async def default(self, guild_id: int) -> Dataset | None:
+        """The guild's default dataset, if one is set (and still exists)."""
+        default_id = (await self._storage.guilds.get(guild_id)).default_dataset_id
+        if default_id is None:
+            return None
+        return await self._storage.datasets.get(guild_id, default_id)
+
+    async def set_default(self, guild_id: int, name: str) -> Dataset:
+        """Make the named dataset the one commands use when none is named."""
+        dataset = await self.resolve(guild_id, name)
+        await self._storage.guilds.update(guild_id, default_dataset_id=dataset.id)
+        return dataset
 
     def _draft(
         self, name: str, system_prompt: str | None, policy: str | None, base_model: str | None

@@ -28,17 +28,18 @@ from typing import IO
 from bot.dataset.examples import ChatExample
 from bot.dataset.lines import MAX_LISTED, ProblemLog, check_line, read_lines
 from bot.dataset.policy import apply_policy
+from bot.dataset.pricing import PriceCatalogue
 from bot.dataset.tokens import count_examples
 from bot.dataset.validation import (
     Problem,
     problem,
 )
-from bot.services.counting import Counting
+from bot.services.counting import Counting, counting_for_dataset
 from storage.datasets import DatasetRepository
 from storage.db import Database
 from storage.errors import NotFoundError
 from storage.examples import ExampleRepository, PreparedExample
-from storage.records import ExampleSource, ExampleStatus
+from storage.records import Dataset, ExampleSource, ExampleStatus
 
 BATCH_SIZE = 500
 
@@ -145,8 +146,9 @@ def _read_batch(lines: Iterator[tuple[int, str | None]], size: int) -> _Batch:
     return batch
 
 
-def _count(candidates: list[_Candidate], encoding: str) -> list[int]:
-    return [c.tokens for c in count_examples([c.example for c in candidates], encoding)]
+def _count(candidates: list[_Candidate], counting: Counting) -> list[int]:
+    trained = [counting.trained(c.example) for c in candidates]
+    return [c.tokens for c in count_examples(trained, counting.encoding)]
 
 
 async def import_jsonl(
@@ -165,7 +167,7 @@ async def import_jsonl(
 
     Invalid lines are reported with their line numbers and skipped; the rest are imported
     with ``status``. Token counts are cached for ``counting`` (the dataset's model, see
-    :func:`bot.services.counting.counting_for_model`). Raises :class:`NotFoundError` if the
+    :func:`bot.services.counting.counting_for_dataset`). Raises :class:`NotFoundError` if the
     guild has no such dataset.
     """
     dataset = await DatasetRepository(db).get(guild_id, dataset_id)
@@ -218,10 +220,10 @@ async def _store_batch(
         else:
             first_in_batch[candidate.content_hash] = candidate
             fresh.append(candidate)
-    tokens = await asyncio.to_thread(_count, fresh, counting.encoding)
+    tokens = await asyncio.to_thread(_count, fresh, counting)
     prepared = [
         PreparedExample(
-            c.example_json, c.content_hash, ((counting.encoding, n, min(n, counting.billed_cap)),)
+            c.example_json, c.content_hash, ((counting.key, n, min(n, counting.billed_cap)),)
         )
         for c, n in zip(fresh, tokens, strict=True)
     ]
@@ -315,3 +317,38 @@ async def export_jsonl(
             lines += chunk.count(b"\n")
             written += len(chunk)
     return ExportReport(examples=lines, bytes=written)
+
+
+class DatasetFileService:
+    """Import a member's JSONL file into a dataset, export its training file: the use cases
+    behind ``/example import`` and ``/dataset export``."""
+
+    def __init__(self, db: Database, catalogue: PriceCatalogue) -> None:
+        self._db = db
+        self._catalogue = catalogue
+
+    async def import_file(
+        self,
+        dataset: Dataset,
+        source: Source,
+        *,
+        contributor_id: int | None,
+        status: ExampleStatus | str = ExampleStatus.PENDING,
+    ) -> ImportReport:
+        """Import ``source`` into ``dataset`` with ``status``; token counts are cached for
+        the dataset's base model and policy, as stats read them."""
+        return await import_jsonl(
+            self._db,
+            dataset.guild_id,
+            dataset.id,
+            source,
+            contributor_id=contributor_id,
+            status=status,
+            counting=counting_for_dataset(dataset, self._catalogue),
+        )
+
+    async def export(
+        self, dataset: Dataset, dest: str | os.PathLike[str] | IO[bytes]
+    ) -> ExportReport:
+        """The approved examples, policy applied: the bytes a fine-tune uploads."""
+        return await export_jsonl(self._db, dataset.guild_id, dataset.id, dest)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from storage.records import UserData
+from storage.review_posts import ReviewPost
 from storage.store import Storage
 
 
@@ -19,6 +20,8 @@ from storage.store import Storage
 class OptOutResult:
     examples_deleted: int
     votes_deleted: int
+    review_posts: tuple[ReviewPost, ...] = ()
+    """Review posts of the deleted examples: the caller deletes these messages."""
 
 
 class PrivacyService:
@@ -31,7 +34,7 @@ class PrivacyService:
     async def opt_out(self, guild_id: int, user_id: int) -> OptOutResult:
         deleted = await self._storage.privacy.delete_user_data(guild_id, user_id)
         await self._storage.consents.revoke(guild_id, user_id)
-        return OptOutResult(deleted.examples, deleted.votes)
+        return OptOutResult(deleted.examples, deleted.votes, deleted.review_posts)
 
     async def has_opted_in(self, guild_id: int, user_id: int) -> bool:
         return await self._storage.consents.has_consented(guild_id, user_id)

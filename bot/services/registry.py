@@ -9,6 +9,7 @@ from bot.services.contributions import ContributionService
 from bot.services.curation import CurationService
 from bot.services.datasets import DatasetService
 from bot.services.guild_config import GuildConfigService
+from bot.services.imports import DatasetFileService
 from bot.services.privacy import PrivacyService
 from bot.services.stats import StatsService
 from storage.store import Storage
@@ -24,6 +25,7 @@ class Services:
     curation: CurationService
     privacy: PrivacyService
     stats: StatsService
+    files: DatasetFileService
 
 
 def build_services(storage: Storage, catalogue: PriceCatalogue) -> Services:
@@ -36,4 +38,5 @@ def build_services(storage: Storage, catalogue: PriceCatalogue) -> Services:
         curation=CurationService(storage),
         privacy=PrivacyService(storage),
         stats=StatsService(storage, catalogue),
+        files=DatasetFileService(storage.db, catalogue),
     )

@@ -14,7 +14,7 @@ from datetime import date
 from bot.dataset.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
 from bot.dataset.errors import InvalidInput
 from bot.dataset.pricing import ModelPrice, PriceCatalogue
-from bot.services.counting import counting_for_model, fill_missing_counts
+from bot.services.counting import counting_for_dataset, fill_missing_counts
 from storage.records import Dataset, DatasetStats
 from storage.store import Storage
 
@@ -40,6 +40,8 @@ class StatsReport:
     over_context: bool
     """Some approved examples are longer than the chosen model's training context: they
     are truncated and billed at it."""
+    top_contributors: list[tuple[int, int]]
+    """``(user_id, approved examples)`` of the five members with the most approved."""
 
 
 class StatsService:
@@ -64,9 +66,9 @@ class StatsService:
         approved = counts.approved.examples
         resolved = resolve_epochs(epochs, approved)
         estimates: dict[str, ModelEstimate] = {}
-        by_counting = {counting_for_model(chosen_name, self._catalogue): counts}
+        by_counting = {counting_for_dataset(dataset, self._catalogue, chosen_name): counts}
         for candidate in self._catalogue.models():
-            counting = counting_for_model(candidate.model, self._catalogue)
+            counting = counting_for_dataset(dataset, self._catalogue, candidate.model)
             if counting not in by_counting:  # models sharing an encoding and cap share counts
                 by_counting[counting] = await self._counts(dataset, candidate.model)
             billed = by_counting[counting].approved.billed_tokens
@@ -87,16 +89,19 @@ class StatsService:
             chosen=chosen,
             comparison=comparison,
             over_context=counts.approved.tokens > counts.approved.billed_tokens,
+            top_contributors=await self._storage.examples.top_contributors(
+                dataset.guild_id, dataset.id, limit=5
+            ),
         )
 
     async def _counts(self, dataset: Dataset, model: str | None) -> DatasetStats:
-        counting = counting_for_model(model, self._catalogue)
-        stats = await self._storage.examples.stats(dataset.guild_id, dataset.id, counting.encoding)
+        counting = counting_for_dataset(dataset, self._catalogue, model)
+        stats = await self._storage.examples.stats(dataset.guild_id, dataset.id, counting.key)
         if stats.uncounted:
             await fill_missing_counts(
                 self._storage.examples, dataset.guild_id, dataset.id, counting
             )
             stats = await self._storage.examples.stats(
-                dataset.guild_id, dataset.id, counting.encoding
+                dataset.guild_id, dataset.id, counting.key
             )
         return stats
