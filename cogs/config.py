@@ -25,11 +25,15 @@ def _missing_note(channel: discord.abc.GuildChannel, guild: discord.Guild) -> st
 
 
 def settings_embed(
-    settings: GuildSettings, guild: discord.Guild, defaults: Settings
+    settings: GuildSettings,
+    guild: discord.Guild,
+    defaults: Settings,
+    default_dataset: str | None = None,
 ) -> discord.Embed:
     """Every setting of the guild, as an embed."""
     budget = settings.monthly_budget_usd
     rows = {
+        "Default dataset": f"`{default_dataset}`" if default_dataset else "not set",
         "Review channel": _mention("#", settings.review_channel_id, "not set"),
         "Curator role": _mention(
             "@&", settings.curator_role_id, "not set (members with Manage Messages curate)"
@@ -37,6 +41,7 @@ def settings_embed(
         "Admin role": _mention("@&", settings.admin_role_id, "not set"),
         "Vote threshold": f"{settings.vote_threshold} approving votes",
         "Pending examples per member": str(settings.max_pending_per_member),
+        "Capture depth": f"{settings.capture_depth} messages of a reply chain",
         "Chat replies": "on" if settings.chat_enabled else "off",
         "Capture": "on" if settings.capture_enabled else "off",
         "Default base model": settings.default_base_model
@@ -81,7 +86,10 @@ class ConfigCog(
     async def show(self, interaction: discord.Interaction) -> None:
         guild = guild_of(interaction)
         settings = await self.config.get(guild.id)
-        embed = settings_embed(settings, guild, self.bot.settings)
+        default = await self.bot.services.datasets.default(guild.id)
+        embed = settings_embed(
+            settings, guild, self.bot.settings, default.name.replace("`", "'") if default else None
+        )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
     @app_commands.command(
@@ -145,6 +153,22 @@ class ConfigCog(
             ephemeral=True,
         )
 
+    @app_commands.command(
+        name="capture-depth", description="How many messages of a reply chain Add to dataset uses"
+    )
+    @app_commands.describe(value="Messages of a reply chain to turn into turns (2-25)")
+    async def capture_depth(
+        self, interaction: discord.Interaction, value: app_commands.Range[int, 2, 25]
+    ) -> None:
+        guild = guild_of(interaction)
+        await interaction.response.defer(ephemeral=True)
+        settings = await self.config.set_capture_depth(guild.id, value)
+        await interaction.followup.send(
+            f"Add to dataset now follows a reply chain up to {settings.capture_depth} messages.",
+            ephemeral=True,
+        )
+
 
 async def setup(bot: TunecordBot) -> None:
     await bot.add_cog(ConfigCog(bot))
+

@@ -12,6 +12,9 @@ VOTE_THRESHOLD_RANGE = (1, 100)
 MAX_PENDING_RANGE = (1, 1000)
 """How many pending examples one member may have waiting for review (inclusive bounds)."""
 
+CAPTURE_DEPTH_RANGE = (2, 25)
+"""How many messages of a reply chain "Add to dataset" follows (inclusive bounds)."""
+
 
 def _check_range(what: str, value: int, bounds: tuple[int, int]) -> None:
     low, high = bounds
@@ -48,3 +51,8 @@ class GuildConfigService:
         """How many examples one member may have waiting for review at once."""
         _check_range("limit of pending examples per member", value, MAX_PENDING_RANGE)
         return await self._guilds.update(guild_id, max_pending_per_member=value)
+
+    async def set_capture_depth(self, guild_id: int, value: int) -> GuildSettings:
+        """How many messages of a reply chain "Add to dataset" turns into turns."""
+        _check_range("capture depth", value, CAPTURE_DEPTH_RANGE)
+        return await self._guilds.update(guild_id, capture_depth=value)

@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "config curator-role": {},
     "config vote-threshold": {"value": 9},
     "config max-pending": {"value": 9},
+    "config capture-depth": {"value": 9},
 }
 
 
@@ -55,11 +56,13 @@ async def test_show_lists_every_setting_with_defaults(world):
     assert handle.ephemeral
     shown = fields(handle.message)
     assert shown == {
+        "Default dataset": "not set",
         "Review channel": "not set",
         "Curator role": "not set (members with Manage Messages curate)",
         "Admin role": "not set",
         "Vote threshold": "3 approving votes",
         "Pending examples per member": "20",
+        "Capture depth": "6 messages of a reply chain",
         "Chat replies": "off",
         "Capture": "off",
         "Default base model": "smollm2-135m-instruct (bot default)",
@@ -88,10 +91,15 @@ async def test_an_admin_changes_each_setting(world):
     assert (
         await done.next_followup()
     ).content == "Each member may now have 5 examples waiting for review."
+    done = await admin.slash("config capture-depth", value=10)
+    assert (
+        await done.next_followup()
+    ).content == "Add to dataset now follows a reply chain up to 10 messages."
 
     settings = await bot.services.guild_config.get(guild.id)
     assert (settings.review_channel_id, settings.curator_role_id) == (reviews.id, curators.id)
     assert (settings.vote_threshold, settings.max_pending_per_member) == (7, 5)
+    assert settings.capture_depth == 10
     shown = fields((await admin.slash("config show")).message)
     assert shown["Review channel"] == f"<#{reviews.id}>"
     assert shown["Curator role"] == f"<@&{curators.id}>"
@@ -152,5 +160,8 @@ async def test_the_service_refuses_values_out_of_range(tmp_path):
                 await service.set_vote_threshold(1, bad)
         with pytest.raises(InvalidInput, match="between 1 and 1000"):
             await service.set_max_pending(1, 0)
+        for bad in (1, 26):
+            with pytest.raises(InvalidInput, match="between 2 and 25"):
+                await service.set_capture_depth(1, bad)
         assert (await service.set_vote_threshold(1, 100)).vote_threshold == 100
         assert (await service.get(1)).max_pending_per_member == 20
