@@ -90,6 +90,11 @@ class TunecordBot(commands.Bot):
             invite_url(self.application_id),
         )
 
+    async def close(self) -> None:
+        """Stop background work (counting for stats comparisons), then disconnect."""
+        await self.services.stats.close()
+        await super().close()
+
     async def on_ready(self) -> None:
         log.info("tunecord is online as %s in %d server(s)", self.user, len(self.guilds))
 

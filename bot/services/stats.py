@@ -8,15 +8,21 @@ dataset of any size.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date
 
 from bot.dataset.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
 from bot.dataset.errors import InvalidInput
 from bot.dataset.pricing import ModelPrice, PriceCatalogue
-from bot.services.counting import counting_for_dataset, fill_missing_counts
+from bot.services.counting import Counting, counting_for_dataset, fill_missing_counts
 from storage.records import Dataset, DatasetStats
 from storage.store import Storage
+
+COMPARISON_COUNT_LIMIT = 2_000
+"""Uncounted examples a stats request tokenises for a *compared* model's encoding before
+answering; beyond it the comparison estimates from the chosen model's tokens and the
+counting continues in the background, so a first request on a huge dataset stays fast."""
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,8 @@ class ModelEstimate:
     model: ModelPrice
     billed_tokens: int
     estimate: CostEstimate
+    approximate: bool = False
+    """Billed tokens estimated from another encoding's count (exact on a later request)."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +53,17 @@ class StatsReport:
 
 
 class StatsService:
-    def __init__(self, storage: Storage, catalogue: PriceCatalogue) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        catalogue: PriceCatalogue,
+        *,
+        comparison_count_limit: int = COMPARISON_COUNT_LIMIT,
+    ) -> None:
         self._storage = storage
         self._catalogue = catalogue
+        self._comparison_count_limit = comparison_count_limit
+        self._background: dict[tuple[int, str], asyncio.Task[int]] = {}
 
     async def stats(
         self,
@@ -66,14 +82,23 @@ class StatsService:
         approved = counts.approved.examples
         resolved = resolve_epochs(epochs, approved)
         estimates: dict[str, ModelEstimate] = {}
-        by_counting = {counting_for_dataset(dataset, self._catalogue, chosen_name): counts}
+        by_counting: dict[Counting, DatasetStats | None] = {
+            counting_for_dataset(dataset, self._catalogue, chosen_name): counts
+        }
         for candidate in self._catalogue.models():
             counting = counting_for_dataset(dataset, self._catalogue, candidate.model)
             if counting not in by_counting:  # models sharing an encoding and cap share counts
-                by_counting[counting] = await self._counts(dataset, candidate.model)
-            billed = by_counting[counting].approved.billed_tokens
+                by_counting[counting] = await self._compared_counts(dataset, counting)
+            found = by_counting[counting]
+            if found is None:
+                billed = min(counts.approved.tokens, approved * counting.billed_cap)
+            else:
+                billed = found.approved.billed_tokens
             estimates[candidate.model] = ModelEstimate(
-                candidate, billed, estimate_cost(candidate, billed, resolved, today)
+                candidate,
+                billed,
+                estimate_cost(candidate, billed, resolved, today),
+                approximate=found is None,
             )
         chosen = estimates.get(price.model) if price is not None else None
         comparison = sorted(
@@ -93,6 +118,36 @@ class StatsService:
                 dataset.guild_id, dataset.id, limit=5
             ),
         )
+
+    async def _compared_counts(self, dataset: Dataset, counting: Counting) -> DatasetStats | None:
+        """A compared model's counts, or None while too many are uncounted (they are then
+        counted in the background, one task per dataset and encoding)."""
+        stats = await self._storage.examples.stats(dataset.guild_id, dataset.id, counting.key)
+        if stats.uncounted == 0:
+            return stats
+        if stats.uncounted <= self._comparison_count_limit:
+            await fill_missing_counts(self._storage.examples, dataset.guild_id, dataset.id, counting)
+            return await self._storage.examples.stats(dataset.guild_id, dataset.id, counting.key)
+        key = (dataset.id, counting.key)
+        task = self._background.get(key)
+        if task is None or task.done():
+            self._background[key] = asyncio.create_task(
+                fill_missing_counts(self._storage.examples, dataset.guild_id, dataset.id, counting),
+                name=f"count dataset {dataset.id} for {counting.key}",
+            )
+        return None
+
+    async def settle(self) -> None:
+        """Wait until the background counting started so far has finished."""
+        await asyncio.gather(*self._background.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop background counting (the counts stored so far are kept)."""
+        tasks = [t for t in self._background.values() if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._background.clear()
 
     async def _counts(self, dataset: Dataset, model: str | None) -> DatasetStats:
         counting = counting_for_dataset(dataset, self._catalogue, model)

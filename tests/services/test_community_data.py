@@ -12,6 +12,7 @@ from bot.dataset.errors import InvalidInput
 from bot.dataset.pricing import PriceCatalogue
 from bot.services.contributions import NotAllowed
 from bot.services.registry import build_services
+from bot.services.stats import StatsService
 from storage.errors import NotFoundError
 from storage.records import ExampleSource, ExampleStatus
 from tests.storage.helpers import ALICE, BOB, GUILD_A, GUILD_B, example
@@ -177,3 +178,20 @@ async def test_import_counts_tokens_with_the_policy_applied(services, tmp_path):
     await services.files.export(dataset, path)
     assert stats.chosen is not None
     assert stats.chosen.billed_tokens == check_file(path, CATALOGUE.get("gpt-4o-mini")).billed_tokens
+
+
+async def test_a_comparison_over_a_large_uncounted_dataset_answers_at_once(store, services):
+    """Only the chosen model's counts are exact at once; other encodings are estimated
+    from them while they are counted in the background, then exact."""
+    stats = StatsService(store, CATALOGUE, comparison_count_limit=3)
+    dataset = await services.datasets.create(GUILD_A, "marv", base_model="gpt-4o-mini")
+    for n in range(8):
+        record = (await services.contributions.add(dataset, ALICE + n, example(n))).record
+        await services.curation.decide(GUILD_A, record.id, ExampleStatus.APPROVED)
+    first = await stats.stats(dataset)
+    approximate = {e.model.model for e in first.comparison if e.approximate}
+    assert approximate and "gpt-4o-mini" not in approximate
+    await stats.settle()
+    again = await stats.stats(dataset)
+    assert not any(e.approximate for e in again.comparison)
+    await stats.close()
