@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from bot.dataset.errors import InvalidInput
 from bot.dataset.policy import SystemPromptPolicy
 from bot.dataset.pricing import PriceCatalogue
+from bot.dataset.tokens import FALLBACK_ENCODING
 from storage.errors import NotFoundError
-from storage.records import Dataset
+from storage.records import Dataset, DatasetStats
 from storage.review_posts import ReviewPost
 from storage.store import Storage
 
@@ -63,6 +64,10 @@ class DatasetService:
         if dataset is None:
             raise NotFoundError("That dataset does not exist in this server.")
         return dataset
+
+    async def counts(self, dataset: Dataset) -> DatasetStats:
+        """Examples by status, from the totals the database keeps (no token counting)."""
+        return await self._storage.examples.stats(dataset.guild_id, dataset.id, FALLBACK_ENCODING)
 
     async def all(self, guild_id: int) -> list[Dataset]:
         return await self._storage.datasets.list_all(guild_id)
