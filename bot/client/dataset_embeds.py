@@ -140,10 +140,12 @@ def cost_text(chosen: ModelEstimate) -> str:
 def comparison_text(report: StatsReport, limit: int = COMPARED_MODELS) -> str:
     chosen = report.chosen.model.model if report.chosen else None
     lines = [
-        f"`{e.model.model}`: {usd(e.estimate.cost_usd)}"
+        f"`{e.model.model}`: {'≈' if e.approximate else ''}{usd(e.estimate.cost_usd)}"
         + (" (chosen)" if e.model.model == chosen else "")
         for e in report.comparison[:limit]
     ]
+    if any(e.approximate for e in report.comparison[:limit]):
+        lines.append("-# ≈ estimated while this dataset's tokens are counted for that model")
     return "\n".join(lines) or "no fine-tunable models in the price catalogue"
 
 
