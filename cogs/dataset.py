@@ -173,13 +173,13 @@ class DatasetCog(
         base_model: str | None = None,
     ) -> None:
         guild = guild_of(interaction)
+        await interaction.response.defer(ephemeral=True)
+        current = await self.datasets.resolve(guild.id, dataset)
         if system_prompt is None and policy is None and base_model is None:
             raise InvalidInput(
                 "Nothing to change: give a `system_prompt`, a `policy` or a `base_model` "
                 f"(`{CLEAR}` clears the prompt or the model)."
             )
-        await interaction.response.defer(ephemeral=True)
-        current = await self.datasets.resolve(guild.id, dataset)
         updated = await self.datasets.edit(
             guild.id,
             current.id,

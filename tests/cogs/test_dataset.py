@@ -284,9 +284,9 @@ async def test_edit_refuses_nothing_to_change_and_an_include_without_a_prompt(wo
     guild, _, bot, people = world
     dataset = await marv(bot, guild)
     admin = people["manager"]
-    handle = await admin.slash("dataset edit", dataset="marv")
-    assert handle.ephemeral and not handle.deferred
-    assert handle.content.startswith("Nothing to change: give a `system_prompt`")
+    reply = await reply_of(await admin.slash("dataset edit", dataset="marv"))
+    assert reply.ephemeral
+    assert reply.content.startswith("Nothing to change: give a `system_prompt`")
     reply = await reply_of(await admin.slash("dataset edit", system_prompt="-"))
     assert reply.content.startswith("The policy `include` puts the dataset's system prompt")
     reply = await reply_of(await admin.slash("dataset edit", base_model="gpt-9"))
