@@ -147,6 +147,7 @@ class CaptureCog(commands.Cog):
             candidates = await datasets.all(guild.id)
             if len(candidates) <= 1:
                 chosen = await datasets.resolve(guild.id, None)  # explains "no dataset yet"
+        await self.services.contributions.check_contributor(guild.id, interaction.user.id)
         settings = await self.services.guild_config.get(guild.id)
         chain = await reply_chain(message, settings.capture_depth)
         capture = capture_turns([Quoted.of(m) for m in chain])

@@ -266,6 +266,7 @@ class ExampleCog(
     async def add(self, interaction: discord.Interaction, dataset: str | None = None) -> None:
         guild = guild_of(interaction)
         target = await self.services.datasets.resolve(guild.id, dataset)
+        await self.services.contributions.check_contributor(guild.id, interaction.user.id)
         form = ExampleForm(
             title=form_title("Add to", target.name),
             on_submit=functools.partial(self._submit, target),

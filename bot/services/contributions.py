@@ -56,12 +56,7 @@ class ContributionService:
         opted in.
         """
         guild_id = dataset.guild_id
-        consent = await self._storage.consents.get(guild_id, contributor_id)
-        if consent is not None and not consent.granted:
-            raise NotAllowed(
-                "You opted out of contributing in this server. `/privacy optin` lets you "
-                "contribute again."
-            )
+        await self.check_contributor(guild_id, contributor_id)
         await self.check_authors(guild_id, contributor_id, authors or {})
         await self._check_pending_limit(dataset, contributor_id)
         problems = [p for p in validate_example(example.to_obj()) if p.is_error]
@@ -93,6 +88,15 @@ class ContributionService:
                 f"The dataset already has this conversation (example #{exc.existing_id})."
             ) from None
         return Contribution(record, tokens)
+
+    async def check_contributor(self, guild_id: int, contributor_id: int) -> None:
+        """Refuse a member who opted out (before they type anything into a form)."""
+        consent = await self._storage.consents.get(guild_id, contributor_id)
+        if consent is not None and not consent.granted:
+            raise NotAllowed(
+                "You opted out of contributing in this server. `/privacy optin` lets you "
+                "contribute again."
+            )
 
     async def check_authors(
         self, guild_id: int, contributor_id: int, authors: Mapping[int, int]

@@ -172,14 +172,27 @@ async def test_the_pending_limit_is_refused_with_try_again(world):
     )
 
 
-async def test_a_member_who_opted_out_is_told_how_to_opt_back_in(world):
+OPTED_OUT = (
+    "You opted out of contributing in this server. `/privacy optin` lets you contribute again."
+)
+
+
+async def test_a_member_who_opted_out_is_told_before_the_form_opens(world):
     guild, alice = world["guild"], world["alice"]
     await world["bot"].services.privacy.opt_out(guild.id, alice.id)
-    await _refused_with_retry(
-        alice,
-        typed("Hello?", "Hi."),
-        "You opted out of contributing in this server. `/privacy optin` lets you contribute again.",
-    )
+    shown = await alice.slash("example add")
+    assert shown.modal is None and shown.ephemeral
+    assert shown.content == OPTED_OUT
+
+
+async def test_opting_out_while_the_form_is_open_refuses_the_submit_with_try_again(world):
+    guild, alice = world["guild"], world["alice"]
+    shown = await alice.slash("example add")
+    await world["bot"].services.privacy.opt_out(guild.id, alice.id)
+    done = await alice.submit_modal(shown, typed("Hello?", "Hi."))
+    reply = await answer(done)
+    assert reply.content.startswith(OPTED_OUT) and reply.content.endswith(TRY_AGAIN)
+    assert await world["bot"].services.contributions.page(world["marv"]) == []
 
 
 async def test_a_try_again_submit_stores_the_corrected_example(world):
