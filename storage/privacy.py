@@ -25,7 +25,22 @@ class PrivacyRepository:
             examples = await self._examples.list_involving(guild_id, user_id)
             votes = await self._votes.by_user(guild_id, user_id)
             consent = await self._consents.get(guild_id, user_id)
-        return UserData(guild_id, user_id, tuple(examples), tuple(votes), consent)
+            turns = await self._db.fetchall(
+                "SELECT example_id, turn FROM example_authors WHERE guild_id = ? AND user_id = ? "
+                "ORDER BY example_id, turn",
+                (guild_id, user_id),
+            )
+        authored: dict[int, list[int]] = {}
+        for row in turns:
+            authored.setdefault(row["example_id"], []).append(row["turn"])
+        return UserData(
+            guild_id,
+            user_id,
+            tuple(examples),
+            tuple(votes),
+            consent,
+            {k: tuple(v) for k, v in authored.items()},
+        )
 
     async def delete_user_data(self, guild_id: int, user_id: int) -> UserDeletion:
         """Delete, in one transaction, every example the member contributed or wrote a
@@ -44,6 +59,11 @@ class PrivacyRepository:
                 "(SELECT example_id FROM example_authors WHERE guild_id = ? AND user_id = ?))",
                 (guild_id, user_id, guild_id, user_id),
             )
+            voted = await tx.fetchall(
+                "SELECT example_id FROM votes WHERE guild_id = ? AND user_id = ? "
+                "ORDER BY example_id",
+                (guild_id, user_id),
+            )
             votes = await tx.execute(
                 "DELETE FROM votes WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
             )
@@ -54,4 +74,10 @@ class PrivacyRepository:
             ReviewPost(r["example_id"], r["guild_id"], r["channel_id"], r["message_id"])
             for r in rows
         )
-        return UserDeletion(examples=examples, votes=votes, consents=consents, review_posts=posts)
+        return UserDeletion(
+            examples=examples,
+            votes=votes,
+            consents=consents,
+            review_posts=posts,
+            voted_examples=tuple(r["example_id"] for r in voted),
+        )

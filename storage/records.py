@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -243,6 +243,9 @@ class UserData:
     examples: tuple[ExampleRecord, ...]
     votes: tuple[Vote, ...]
     consent: Consent | None
+    authored_turns: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    """Example id to the indexes of the turns the member wrote in examples captured by
+    others (their own contributions' turns are theirs unless listed otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -252,6 +255,9 @@ class UserDeletion:
     examples: int
     votes: int
     consents: int
+    voted_examples: tuple[int, ...] = ()
+    """Examples the deleted votes were on (those still there need their review post
+    redrawn)."""
     review_posts: tuple[Any, ...] = ()
     """The review posts (:class:`storage.review_posts.ReviewPost`) of the deleted examples:
     the caller deletes those messages, so no copy of the text stays in Discord."""

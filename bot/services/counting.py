@@ -29,14 +29,18 @@ class Counting:
 
     @property
     def key(self) -> str:
-        """The name counts are cached under: the encoding, plus the policy and a hash of the
+        """The name counts are cached under: the encoding, plus the billing cap when it is
+        not the default (billed tokens are stored capped), plus the policy and a hash of the
         prompt when they change the text, so editing either never reuses a stale count."""
-        if self.policy is SystemPromptPolicy.AS_WRITTEN:
-            return self.encoding
+        key = self.encoding
+        if self.billed_cap != DEFAULT_BILLED_CAP:
+            key += f"@{self.billed_cap}"
         if self.policy is SystemPromptPolicy.OMIT:
-            return f"{self.encoding}+omit"
-        digest = hashlib.sha256((self.system_prompt or "").encode("utf-8", "replace"))
-        return f"{self.encoding}+include:{digest.hexdigest()[:16]}"
+            key += "+omit"
+        elif self.policy is SystemPromptPolicy.INCLUDE:
+            digest = hashlib.sha256((self.system_prompt or "").encode("utf-8", "replace"))
+            key += f"+include:{digest.hexdigest()[:16]}"
+        return key
 
     def trained(self, example: ChatExample) -> ChatExample:
         """The example as the training file holds it."""

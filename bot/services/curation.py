@@ -40,6 +40,12 @@ class CurationService:
         record = await self._get(guild_id, example_id)
         if record.contributor_id == user_id:
             raise NotAllowed("You cannot vote on your own example.")
+        consent = await self._storage.consents.get(guild_id, user_id)
+        if consent is not None and not consent.granted:
+            raise NotAllowed(
+                "You opted out of tunecord in this server, so your votes are not stored. "
+                "`/privacy optin` lets you take part again."
+            )
         if record.status is not ExampleStatus.PENDING:
             raise InvalidInput(f"Example #{example_id} is already {record.status.value}.")
         if value not in (1, -1):

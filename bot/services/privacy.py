@@ -22,6 +22,8 @@ class OptOutResult:
     votes_deleted: int
     review_posts: tuple[ReviewPost, ...] = ()
     """Review posts of the deleted examples: the caller deletes these messages."""
+    voted_examples: tuple[int, ...] = ()
+    """Examples whose tally lost the member's vote: the caller redraws their posts."""
 
 
 class PrivacyService:
@@ -34,7 +36,13 @@ class PrivacyService:
     async def opt_out(self, guild_id: int, user_id: int) -> OptOutResult:
         deleted = await self._storage.privacy.delete_user_data(guild_id, user_id)
         await self._storage.consents.revoke(guild_id, user_id)
-        return OptOutResult(deleted.examples, deleted.votes, deleted.review_posts)
+        deleted_ids = {p.example_id for p in deleted.review_posts}
+        return OptOutResult(
+            deleted.examples,
+            deleted.votes,
+            deleted.review_posts,
+            tuple(e for e in deleted.voted_examples if e not in deleted_ids),
+        )
 
     async def has_opted_in(self, guild_id: int, user_id: int) -> bool:
         return await self._storage.consents.has_consented(guild_id, user_id)
@@ -64,6 +72,8 @@ def _export(data: UserData) -> dict[str, Any]:
                 "created_at": _when(r.created_at),
                 "updated_at": _when(r.updated_at),
                 "example": r.example.to_obj(),
+                "contributed_by_you": r.contributor_id == data.user_id,
+                "turns_you_wrote": list(data.authored_turns.get(r.id, ())),
             }
             for r in data.examples
         ],
@@ -91,5 +101,6 @@ def privacy_policy(backend: str) -> str:
         f"bot is configured with ({backend}) when an admin starts a fine-tune.\n"
         "**Your control.** `/privacy mydata` sends you everything stored about you. "
         "`/privacy optout` deletes your examples and votes in this server at once and "
-        "stops any capture of your messages; `/privacy optin` lets you contribute again."
+        "stops any capture of your messages; `/privacy optin` lets members add "
+        "conversations that quote you, and lifts an opt-out."
     )

@@ -195,3 +195,35 @@ async def test_a_comparison_over_a_large_uncounted_dataset_answers_at_once(store
     again = await stats.stats(dataset)
     assert not any(e.approximate for e in again.comparison)
     await stats.close()
+
+
+async def test_an_opted_out_member_cannot_vote_and_their_votes_leave_the_tallies(services):
+    dataset = await services.datasets.create(GUILD_A, "marv")
+    added = await services.contributions.add(dataset, ALICE, example(1))
+    await services.curation.vote(GUILD_A, added.record.id, BOB, 1)
+    await services.curation.vote(GUILD_A, added.record.id, CAROL, 1)
+    result = await services.privacy.opt_out(GUILD_A, BOB)
+    assert (result.votes_deleted, result.voted_examples) == (1, (added.record.id,))
+    review = await services.curation.review(GUILD_A, added.record.id)
+    assert (review.tally.up, review.tally.down) == (1, 0)
+    with pytest.raises(NotAllowed, match="opted out"):
+        await services.curation.vote(GUILD_A, added.record.id, BOB, 1)
+    await services.privacy.opt_in(GUILD_A, BOB)
+    await services.curation.vote(GUILD_A, added.record.id, BOB, -1)
+
+
+async def test_mydata_says_which_turns_of_anothers_capture_the_member_wrote(services):
+    import json
+
+    dataset = await services.datasets.create(GUILD_A, "marv")
+    await services.privacy.opt_in(GUILD_A, BOB)
+    captured = await services.contributions.add(
+        dataset, ALICE, example(1, turns=2), source=ExampleSource.CAPTURE, authors={0: BOB, 2: BOB}
+    )
+    own = await services.contributions.add(dataset, BOB, example(2))
+    data = json.loads(await services.privacy.my_data(GUILD_A, BOB))
+    by_id = {e["id"]: e for e in data["examples"]}
+    assert by_id[captured.record.id]["turns_you_wrote"] == [0, 2]
+    assert by_id[captured.record.id]["contributed_by_you"] is False
+    assert by_id[own.record.id]["contributed_by_you"] is True
+    assert json.loads(await services.privacy.my_data(GUILD_B, BOB))["examples"] == []
