@@ -462,6 +462,26 @@ class ExampleRepository:
         )
         return [(r["contributor_id"], r["examples"]) for r in rows]
 
+    async def system_prompts(
+        self,
+        guild_id: int,
+        dataset_id: int,
+        *,
+        status: ExampleStatus | str = ExampleStatus.APPROVED,
+        limit: int = 10,
+    ) -> list[tuple[str, int]]:
+        """``(system prompt, examples)`` among the dataset's examples in ``status``, most
+        used first; ``""`` stands for examples without a system message. From the
+        maintained counts."""
+        rows = await self._db.fetchall(
+            "SELECT p.prompt, p.examples FROM dataset_system_prompts AS p "
+            "JOIN datasets AS d ON d.id = p.dataset_id "
+            "WHERE p.dataset_id = ? AND d.guild_id = ? AND p.status = ? AND p.examples > 0 "
+            "ORDER BY p.examples DESC, p.prompt LIMIT ?",
+            (dataset_id, guild_id, ExampleStatus(status).value, limit),
+        )
+        return [(r["prompt"], r["examples"]) for r in rows]
+
     async def list_by_contributor(self, guild_id: int, user_id: int) -> list[ExampleRecord]:
         """Every example ``user_id`` contributed in this guild, in any dataset."""
         rows = await self._db.fetchall(_SELECT_BY_CONTRIBUTOR, (guild_id, user_id))

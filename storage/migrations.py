@@ -386,6 +386,61 @@ ALTER TABLE guild_settings ADD COLUMN capture_depth INTEGER NOT NULL DEFAULT 6
     CHECK (capture_depth BETWEEN 2 AND 25);
 """
 
+# Approved (and other) examples per (dataset, status, system prompt), kept by triggers: the
+# stats warn when the examples of a dataset disagree on their system prompt, at any size.
+# The prompt is the first message's content when its role is system, '' when there is none.
+_SYSTEM_PROMPT_COUNTS = """
+CREATE TABLE dataset_system_prompts (
+    dataset_id INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    examples INTEGER NOT NULL,
+    PRIMARY KEY (dataset_id, status, prompt)
+) WITHOUT ROWID;
+
+INSERT INTO dataset_system_prompts (dataset_id, status, prompt, examples)
+SELECT dataset_id, status,
+    coalesce(CASE WHEN json_extract(example_json, '$.messages[0].role') = 'system'
+        THEN json_extract(example_json, '$.messages[0].content') END, ''),
+    count(*)
+FROM examples GROUP BY 1, 2, 3;
+
+CREATE TRIGGER examples_prompt_insert AFTER INSERT ON examples
+BEGIN
+    INSERT INTO dataset_system_prompts (dataset_id, status, prompt, examples)
+    VALUES (NEW.dataset_id, NEW.status,
+        coalesce(CASE WHEN json_extract(NEW.example_json, '$.messages[0].role') = 'system'
+            THEN json_extract(NEW.example_json, '$.messages[0].content') END, ''), 1)
+    ON CONFLICT (dataset_id, status, prompt) DO UPDATE SET examples = examples + 1;
+END;
+
+CREATE TRIGGER examples_prompt_delete AFTER DELETE ON examples
+BEGIN
+    UPDATE dataset_system_prompts SET examples = examples - 1
+    WHERE dataset_id = OLD.dataset_id AND status = OLD.status
+    AND prompt = coalesce(CASE WHEN json_extract(OLD.example_json, '$.messages[0].role') = 'system'
+        THEN json_extract(OLD.example_json, '$.messages[0].content') END, '');
+END;
+
+CREATE TRIGGER examples_prompt_update AFTER UPDATE OF status, example_json ON examples
+BEGIN
+    UPDATE dataset_system_prompts SET examples = examples - 1
+    WHERE dataset_id = OLD.dataset_id AND status = OLD.status
+    AND prompt = coalesce(CASE WHEN json_extract(OLD.example_json, '$.messages[0].role') = 'system'
+        THEN json_extract(OLD.example_json, '$.messages[0].content') END, '');
+    INSERT INTO dataset_system_prompts (dataset_id, status, prompt, examples)
+    VALUES (NEW.dataset_id, NEW.status,
+        coalesce(CASE WHEN json_extract(NEW.example_json, '$.messages[0].role') = 'system'
+            THEN json_extract(NEW.example_json, '$.messages[0].content') END, ''), 1)
+    ON CONFLICT (dataset_id, status, prompt) DO UPDATE SET examples = examples + 1;
+END;
+
+CREATE TRIGGER datasets_drop_prompt_counts AFTER DELETE ON datasets
+BEGIN
+    DELETE FROM dataset_system_prompts WHERE dataset_id = OLD.id;
+END;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: guild settings, datasets, examples, votes, consents", _CORE),
     Migration(2, "token counts per encoding and per-dataset statistics", _TOKENS_AND_STATS),
@@ -396,6 +451,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         7, "turn authors, review posts, default dataset, capture depth", _AUTHORS_REVIEWS_DEFAULTS
     ),
+    Migration(8, "examples per system prompt", _SYSTEM_PROMPT_COUNTS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

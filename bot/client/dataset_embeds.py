@@ -159,6 +159,8 @@ def warnings(report: StatsReport) -> list[str]:
             f"A fine-tune needs at least {report.tier.examples + report.tier.needed_for_next} "
             "approved examples."
         )
+    if report.prompt_warning:
+        found.append(report.prompt_warning)
     if report.over_context:
         cap = report.chosen.model.training_context if report.chosen else None
         limit = f" ({cap:,} tokens)" if cap else ""

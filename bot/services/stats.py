@@ -14,6 +14,7 @@ from datetime import date
 
 from bot.dataset.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
 from bot.dataset.errors import InvalidInput
+from bot.dataset.policy import SystemPromptPolicy
 from bot.dataset.pricing import ModelPrice, PriceCatalogue
 from bot.services.counting import Counting, counting_for_dataset, fill_missing_counts
 from storage.records import Dataset, DatasetStats
@@ -23,6 +24,44 @@ COMPARISON_COUNT_LIMIT = 2_000
 """Uncounted examples a stats request tokenises for a *compared* model's encoding before
 answering; beyond it the comparison estimates from the chosen model's tokens and the
 counting continues in the background, so a first request on a huge dataset stays fast."""
+
+
+PROMPTS_LISTED = 10
+"""Distinct system prompts the stats look at (more are reported as "10 or more")."""
+
+
+def prompt_disagreement(dataset: Dataset, prompts: list[tuple[str, int]]) -> str | None:
+    """A warning when the training file would mix system prompts, or train with another
+    prompt than the one the model is chatted with; ``prompts`` are the approved examples'
+    ``(prompt, count)`` (``""``: none). Policies ``include`` and ``omit`` rewrite every
+    example's prompt, so only ``as_written`` can disagree."""
+    if dataset.policy is not SystemPromptPolicy.AS_WRITTEN or not prompts:
+        return None
+    fix = (
+        "Choose the policy `include` (`/dataset edit`) to train every example with the "
+        "dataset's system prompt."
+    )
+    if len(prompts) > 1:
+        many = f"{len(prompts)} or more" if len(prompts) >= PROMPTS_LISTED else str(len(prompts))
+        without = sum(n for prompt, n in prompts if prompt == "")
+        none_note = f" ({without:,} have none)" if without else ""
+        return (
+            f"The approved examples use {many} different system prompts{none_note}; a model "
+            f"answers best when it is chatted with the prompt it was trained with. {fix}"
+        )
+    [(prompt, _)] = prompts
+    chat_prompt = dataset.system_prompt or ""
+    if chat_prompt and prompt != chat_prompt:
+        if prompt == "":
+            return (
+                "The approved examples have no system prompt, but the model is chatted with "
+                f"the dataset's. {fix}"
+            )
+        return (
+            "The approved examples are trained with a different system prompt than the "
+            f"dataset's, which the model is chatted with. {fix}"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -50,6 +89,9 @@ class StatsReport:
     are truncated and billed at it."""
     top_contributors: list[tuple[int, int]]
     """``(user_id, approved examples)`` of the five members with the most approved."""
+    prompt_warning: str | None = None
+    """Set when the approved examples disagree on their system prompt (or with the prompt
+    the dataset chats with) in a way the training file keeps (policy ``as_written``)."""
 
 
 class StatsService:
@@ -116,6 +158,12 @@ class StatsService:
             over_context=counts.approved.tokens > counts.approved.billed_tokens,
             top_contributors=await self._storage.examples.top_contributors(
                 dataset.guild_id, dataset.id, limit=5
+            ),
+            prompt_warning=prompt_disagreement(
+                dataset,
+                await self._storage.examples.system_prompts(
+                    dataset.guild_id, dataset.id, limit=PROMPTS_LISTED
+                ),
             ),
         )
 

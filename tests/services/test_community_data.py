@@ -227,3 +227,29 @@ async def test_mydata_says_which_turns_of_anothers_capture_the_member_wrote(serv
     assert by_id[captured.record.id]["contributed_by_you"] is False
     assert by_id[own.record.id]["contributed_by_you"] is True
     assert json.loads(await services.privacy.my_data(GUILD_B, BOB))["examples"] == []
+
+
+async def test_stats_warn_when_approved_examples_disagree_on_the_system_prompt(store, services):
+    dataset = await services.datasets.create(GUILD_A, "mixed", policy="as_written")
+    ids = []
+    for n, system in enumerate(["You are Marv.", "You are Marv.", "You are a pirate.", None]):
+        added = await services.contributions.add(dataset, ALICE + n, example(n, system=system))
+        await services.curation.decide(GUILD_A, added.record.id, ExampleStatus.APPROVED)
+        ids.append(added.record.id)
+    assert await store.examples.system_prompts(GUILD_A, dataset.id) == [
+        ("You are Marv.", 2), ("", 1), ("You are a pirate.", 1)
+    ]
+    report = await services.stats.stats(dataset)
+    assert report.prompt_warning is not None
+    assert "3 different system prompts (1 have none)" in report.prompt_warning
+
+    await services.curation.edit(GUILD_A, ids[2], example(2, system="You are Marv."))
+    await services.contributions.remove(GUILD_A, ids[3], ALICE + 3, curator=False)
+    assert await store.examples.system_prompts(GUILD_A, dataset.id) == [("You are Marv.", 3)]
+    assert (await services.stats.stats(dataset)).prompt_warning is None
+    chatted = await services.datasets.edit(GUILD_A, dataset.id, system_prompt="You are Marv!")
+    warning = (await services.stats.stats(chatted)).prompt_warning
+    assert warning is not None and "different system prompt than the dataset's" in warning
+    included = await services.datasets.edit(GUILD_A, dataset.id, policy="include")
+    assert (await services.stats.stats(included)).prompt_warning is None
+    assert await store.examples.system_prompts(GUILD_B, dataset.id) == []
