@@ -9,6 +9,7 @@ tiny, randomly initialised model.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,12 @@ class StepMetrics:
     full_valid_loss: float | None = None
     """On the whole validation file: set on the last step of each epoch (the final step too)."""
     full_valid_mean_token_accuracy: float | None = None
+
+
+RESUME_STATE_FILE = "trainer_state.pt"
+"""The file of a checkpoint directory that only resuming needs (optimizer, scheduler and RNG
+state, about twice the adapter's size). An engine keeps it in the latest recorded checkpoint
+while training; the server deletes it from every checkpoint once the job has finished."""
 
 
 @dataclass(frozen=True)
@@ -102,13 +109,22 @@ class GenerationParams:
 
 @dataclass
 class Generation:
-    """Streamed output: iterate ``deltas`` for text pieces; the fields are final afterwards."""
+    """Streamed output: iterate ``deltas`` for text pieces; the fields are final afterwards.
+
+    :meth:`cancel` (from any thread) ends the generation before its next token: for a
+    client that has gone away. Closing ``deltas`` (or dropping it) frees its memory too.
+    """
 
     deltas: Iterator[str]
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str = "stop"
     extra: dict[str, Any] = field(default_factory=dict)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """Stop generating: ``deltas`` ends (``finish_reason`` stays ``"length"``) before the next token."""
+        self.cancelled.set()
 
 
 class Engine(Protocol):
@@ -135,5 +151,11 @@ class Engine(Protocol):
         messages: Sequence[Mapping[str, Any]],
         params: GenerationParams,
     ) -> Generation:
-        """Chat completion through the model's chat template, optionally with a LoRA adapter."""
+        """Chat completion through the model's chat template, optionally with a LoRA adapter.
+
+        Message text is only ever text: markup of the tokenizer (``<|im_start|>``...) written
+        in a message never becomes a control token. A prompt that leaves no room in the
+        model's context raises a 400 :class:`trainer.errors.APIError`
+        (``context_length_exceeded``); other bad input raises ``ValueError``.
+        """
         ...

@@ -5,8 +5,10 @@ Every non-2xx answer has OpenAI's envelope::
     {"error": {"message": str, "type": str, "param": str | None, "code": str | None}}
 
 and a status the SDK maps to its exception classes (400 ``BadRequestError``, 401
-``AuthenticationError``, 403 ``PermissionDeniedError``, 404 ``NotFoundError``, 500
-``InternalServerError``). Wording copies OpenAI's where it is known.
+``AuthenticationError``, 403 ``PermissionDeniedError``, 404 ``NotFoundError``, 413 and 421
+``APIStatusError``, 429 ``RateLimitError``, 500 ``InternalServerError``). Wording copies
+OpenAI's where it is known. Answers are rendered by
+:class:`trainer.api.responses.SafeJSONResponse`, so no message can fail to encode.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from trainer.api.responses import SafeJSONResponse
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class APIError(Exception):
         type: str = "invalid_request_error",  # noqa: A002 - OpenAI's field name
         param: str | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -40,6 +45,7 @@ class APIError(Exception):
         self.type = type
         self.param = param
         self.code = code
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         return {
@@ -47,8 +53,10 @@ class APIError(Exception):
         }
 
     def response(self) -> JSONResponse:
-        # The SDK retries 409/429/5xx unless told not to; our errors are final.
-        return JSONResponse(self.body(), status_code=self.status, headers={"x-should-retry": "false"})
+        # The SDK retries 409/429/5xx unless told not to; our errors are final unless
+        # ``headers`` say otherwise (a full chat queue answers 429 with ``retry-after``).
+        headers = {"x-should-retry": "false", **self.headers}
+        return SafeJSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
 def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> APIError:
@@ -123,6 +131,44 @@ def invalid_api_key(key: str) -> APIError:
     return APIError(401, f"Incorrect API key provided: {mask_key(key)}.", code="invalid_api_key")
 
 
+def body_too_large(limit: int) -> APIError:
+    """413 for a request body over the route's limit (checked before the body is read)."""
+    return APIError(
+        413, f"Request body too large: this route accepts at most {limit} bytes.", code="request_too_large"
+    )
+
+
+def host_not_allowed(host: str) -> APIError:
+    """421 for a ``Host`` header the server does not answer to (DNS rebinding)."""
+    shown = host if len(host) <= 100 else host[:100] + "…"
+    return APIError(
+        421,
+        f"This server does not answer to the host {shown!r}. Add the name to TRAINER_ALLOWED_HOSTS "
+        "(--allowed-hosts) if clients should reach it that way.",
+        code="host_not_allowed",
+    )
+
+
+def cross_site_request() -> APIError:
+    """403 for a request a browser sent on behalf of another site."""
+    return APIError(
+        403,
+        "Cross-site browser requests are refused: call this API from a program, not from a web page.",
+        code="cross_site_request",
+    )
+
+
+def chat_queue_full(retry_after: int) -> APIError:
+    """429 when the chat queue is full; the SDK waits ``retry-after`` seconds and retries."""
+    return APIError(
+        429,
+        "Too many chat completions are running or waiting on this server. Please retry shortly.",
+        type="requests",
+        code="rate_limit_exceeded",
+        headers={"retry-after": str(retry_after), "x-should-retry": "true"},
+    )
+
+
 def _param_from_loc(loc: tuple[Any, ...]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or None
@@ -149,6 +195,8 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
         return not_found(f"Invalid URL ({request.method} {request.url.path})").response()
     if exc.status_code == 405:
         return APIError(405, f"Invalid method for URL ({request.method} {request.url.path})").response()
+    if exc.status_code == 413:
+        return APIError(413, str(exc.detail), code="request_too_large").response()
     return APIError(exc.status_code, str(exc.detail)).response()
 
 

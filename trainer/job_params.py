@@ -2,13 +2,17 @@
 
 Returns the parts the server uses, or raises a 400 :class:`APIError` naming the
 parameter, with OpenAI's limits: ``suffix`` 1-64 characters, ``seed`` 0..2147483647,
-``n_epochs`` 1-50, ``batch_size`` 1-256, ``learning_rate_multiplier`` > 0, at most 16
-metadata pairs (keys ≤ 64, values ≤ 512 characters). Only the ``supervised`` method is
-trained here; hyperparameters may come top-level (deprecated) or under ``method``.
+``n_epochs`` 1-50, ``batch_size`` 1-256, at most 16 metadata pairs (keys ≤ 64, values ≤
+512 characters). Stricter than OpenAI where a value would only fail later: a ``suffix``
+is letters, digits, ``-`` and ``_`` only (it becomes part of a model name and of paths),
+and ``learning_rate_multiplier`` is greater than 0 and at most
+:data:`MAX_LEARNING_RATE_MULTIPLIER`. Only the ``supervised`` method is trained here;
+hyperparameters may come top-level (deprecated) or under ``method``.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +20,14 @@ from typing import Any
 from trainer.errors import APIError, bad_request, too_long
 
 MAX_SEED = 2147483647
-_RANGES: dict[str, tuple[type, float, float | None]] = {
+MAX_SUFFIX_CHARS = 64
+SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+MAX_METADATA_PAIRS = 16
+MAX_LEARNING_RATE_MULTIPLIER = 100.0
+_RANGES: dict[str, tuple[type, float, float]] = {
     "n_epochs": (int, 1, 50),
     "batch_size": (int, 1, 256),
-    "learning_rate_multiplier": (float, 0, None),
+    "learning_rate_multiplier": (float, 0, MAX_LEARNING_RATE_MULTIPLIER),
 }
 
 
@@ -46,6 +54,11 @@ def _string(body: dict[str, Any], name: str, *, required: bool = False) -> str |
     return value
 
 
+def _number_text(value: float) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "…"
+
+
 def _hyperparameters(raw: Any, param: str) -> dict[str, Any]:
     if raw is None:
         return {}
@@ -59,13 +72,14 @@ def _hyperparameters(raw: Any, param: str) -> dict[str, Any]:
         if value == "auto" or value is None:
             continue
         kind, low, high = _RANGES[name]
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if not numeric or (kind is int and not float(value).is_integer()):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad_request(f"Invalid '{where}': expected 'auto' or a number.", param=where, code="invalid_type")
-        ok = (value > low if kind is float else value >= low) and (high is None or value <= high)
+        ok = (value > low if kind is float else value >= low) and value <= high  # no float(): 10**400 is an int
         if not ok:
-            bounds = f"greater than {low}" if high is None else f"between {low} and {high}"
-            raise bad_request(f"Invalid '{where}': must be 'auto' or {bounds}, got {value}.", param=where)
+            bounds = f"greater than {low} and at most {high:g}" if kind is float else f"between {low} and {high}"
+            raise bad_request(f"Invalid '{where}': must be 'auto' or {bounds}, got {_number_text(value)}.", param=where)
+        if kind is int and not float(value).is_integer():
+            raise bad_request(f"Invalid '{where}': expected 'auto' or an integer.", param=where, code="invalid_type")
         out[name] = kind(value)
     return out
 
@@ -99,8 +113,8 @@ def _metadata(raw: Any) -> dict[str, str] | None:
         return None
     if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
         raise bad_request("Invalid 'metadata': expected an object of string values.", param="metadata")
-    if len(raw) > 16:
-        raise bad_request(f"Invalid 'metadata': at most 16 pairs, got {len(raw)}.", param="metadata")
+    if len(raw) > MAX_METADATA_PAIRS:
+        raise bad_request(f"Invalid 'metadata': at most {MAX_METADATA_PAIRS} pairs, got {len(raw)}.", param="metadata")
     for key, value in raw.items():
         if len(key) > 64:
             raise too_long(f"metadata.{key[:16]}…", 64, len(key))
@@ -123,10 +137,15 @@ def parse_job_params(body: Any) -> JobParams:
         raise APIError(400, "The request body must be a JSON object.")
     suffix = _string(body, "suffix")
     if suffix is not None:
-        if len(suffix) > 64:
-            raise too_long("suffix", 64, len(suffix))
-        if not suffix or ":" in suffix:
-            raise bad_request("Invalid 'suffix': must be 1-64 characters and contain no ':'.", param="suffix")
+        if len(suffix) > MAX_SUFFIX_CHARS:
+            raise too_long("suffix", MAX_SUFFIX_CHARS, len(suffix))
+        if not SUFFIX_PATTERN.fullmatch(suffix):
+            raise bad_request(
+                f"Invalid 'suffix': use 1-{MAX_SUFFIX_CHARS} letters, digits, '-' or '_' "
+                "(it becomes part of the model name).",
+                param="suffix",
+                code="invalid_suffix",
+            )
     if body.get("integrations"):
         raise bad_request("Integrations are not supported by this server.", param="integrations")
     return JobParams(

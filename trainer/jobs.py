@@ -2,8 +2,12 @@
 
 Two daemon threads:
 
-* the **validator** checks a new job's files (``validating_files`` → ``queued`` or
-  ``failed``) so validation never waits behind a running training;
+* the **validator** checks new jobs' files (``validating_files`` → ``queued`` or
+  ``failed``) so validation never waits behind a running training. It streams each file
+  (one line in memory, no example kept) and takes turns between the jobs being validated,
+  a slice of about :data:`VALIDATION_SLICE_SECONDS` each (up to
+  :data:`MAX_ACTIVE_VALIDATIONS` at a time), so a huge file never holds back a small one;
+  a cancelled job's validation stops at its next line;
 * the **trainer** runs :meth:`Engine.train` for one job at a time, oldest first
   (``queued`` → ``running`` → ``succeeded``/``failed``/``cancelled``).
 
@@ -13,9 +17,23 @@ and resumes ``running`` ones (interrupted by a crash or a shutdown) from their l
 checkpoint on disk; a job interrupted before its first checkpoint starts training again
 from step 0; one whose checkpoints are all gone from disk fails with ``resume_failed``.
 
-Creating a job (:meth:`JobManager.create`) checks the model and files, snapshots the files
-into the job's own directory and records the job, so deleting an uploaded file later does
-not touch it.
+Only one process may run the jobs of a data folder: :meth:`JobManager.start` takes the
+folder's lock (:class:`trainer.datadir.DataDirLock`) and refuses with
+:class:`trainer.datadir.DataDirBusy` if another process holds it. Starting also makes the
+folder private to its user and removes what a crash left behind: temporary files, job
+folders and uploads that no record knows, inputs of finished jobs.
+
+Creating a job (:meth:`JobManager.create`) checks the model and files, links the files
+into the job's own directory (a hard link: no second copy on disk, and deleting the
+uploaded file later does not touch the job) and records the job.
+
+Disk, per job: while the job is active, its training and validation files (shared with the
+uploads: extra bytes only once an upload is deleted); one checkpoint per epoch, each a
+LoRA adapter (``A`` bytes; about 19.5 MB for SmolLM2-135M at rank 16), the latest also
+holding the resume state (about ``2 A``), plus one more checkpoint while it is written.
+Once the job has finished (succeeded, failed or cancelled) the file links and every resume
+state are deleted: ``n_epochs × A`` remain, the final adapter sharing the last
+checkpoint's files. Deleting the fine-tuned model deletes the adapter and every checkpoint.
 
 Cancelling marks the job ``cancelled`` at once. A job being trained stops at the engine's
 next ``should_stop()`` check; the worker then logs "Training stopped at step N" followed by
@@ -26,6 +44,7 @@ reached a final status are written only together with a status check, so nothing
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import logging
@@ -34,14 +53,25 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bot.dataset.cost import auto_epochs
+from bot.dataset.validation import MIN_EXAMPLES
 from trainer import ids
-from trainer.datafile import DataFileError, load_examples
+from trainer.datadir import (
+    DataDirLock,
+    make_private,
+    private_dirs,
+    remove_partials,
+    share_file,
+    write_private,
+)
+from trainer.datafile import MAX_KEPT_WARNINGS, Tally, checked_lines, load_examples
 from trainer.engine import (
+    RESUME_STATE_FILE,
     Checkpoint,
     Engine,
     Hyperparameters,
@@ -55,6 +85,7 @@ from trainer.errors import bad_request
 from trainer.job_params import JobParams
 from trainer.store import (
     ACTIVE_STATUSES,
+    FINAL_STATUSES,
     CheckpointRecord,
     FileRecord,
     JobRecord,
@@ -68,7 +99,11 @@ log = logging.getLogger(__name__)
 TRAINING_COPY = "training.jsonl"
 VALIDATION_COPY = "validation.jsonl"
 OUTPUT_DIR = "output"
-MAX_WARNING_EVENTS = 20
+MAX_WARNING_EVENTS = MAX_KEPT_WARNINGS
+MAX_ACTIVE_VALIDATIONS = 16
+"""Jobs validated in turn at once; later ones wait (each holds one open file and counters)."""
+VALIDATION_SLICE_SECONDS = 0.05
+"""How long one job's validation runs before the next job being validated gets a turn."""
 METRICS_CSV_COLUMNS = ("step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy")
 CANCELLED_MESSAGE = "Fine-tuning job cancelled"
 
@@ -82,12 +117,17 @@ class _Work:
 class JobManager:
     """Owns jobs and the job threads; the HTTP layer calls :meth:`create` and :meth:`cancel`."""
 
-    def __init__(self, store: Store, engine: Engine, *, files_dir: Path, jobs_dir: Path, org: str) -> None:
+    def __init__(self, store: Store, engine: Engine, *, files_dir: Path, jobs_dir: Path, org: str,
+                 data_dir: Path | None = None) -> None:  # fmt: skip
+        """``data_dir`` (locked, made private and cleaned on :meth:`start`) defaults to the
+        folder holding ``jobs_dir``."""
         self.store = store
         self.engine = engine
         self.files_dir = files_dir
         self.jobs_dir = jobs_dir
+        self.data_dir = data_dir if data_dir is not None else jobs_dir.parent
         self.org = org
+        self.lock = DataDirLock(self.data_dir)
         self._validate_q: queue.Queue[_Work | None] = queue.Queue()
         self._train_q: queue.Queue[_Work | None] = queue.Queue()
         self._cancelled: set[str] = set()
@@ -100,20 +140,76 @@ class JobManager:
     # ----- lifecycle -----
 
     def start(self) -> None:
-        """Recover jobs left by an earlier process, then start the worker threads."""
-        self._recover()
+        """Lock the data folder (:class:`trainer.datadir.DataDirBusy` if another process has
+        it), make it private, clean what a crash left, recover jobs left by an earlier
+        process, then start the worker threads."""
+        self.lock.acquire()
+        try:
+            for folder in (self.files_dir, self.jobs_dir):
+                private_dirs(folder)
+            make_private(self.data_dir)
+            self._clean_leftovers()
+            self._recover()
+        except BaseException:
+            self.lock.release()
+            raise
         for name, target in (("trainer-validator", self._validator), ("trainer-worker", self._trainer)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ask a running training to stop (it stays ``running`` and resumes on restart)."""
+        """Ask a running training to stop (it stays ``running`` and resumes on restart),
+        then give the data folder's lock back."""
         self._stopping.set()
         self._validate_q.put(None)
         self._train_q.put(None)
         for thread in self._threads:
             thread.join(timeout)
+        self.lock.release()
+
+    def _clean_leftovers(self) -> None:
+        """Remove what no record needs: temporary files of interrupted writes, job folders and
+        uploads without a record (a crash between writing and recording), the inputs and
+        resume states of finished jobs, and the files of deleted models."""
+        removed = remove_partials(self.data_dir)
+        removed += remove_partials(self.jobs_dir, legacy=True)
+        removed += remove_partials(self.data_dir / "models", legacy=True)
+        if self.jobs_dir.is_dir():
+            known_jobs = self.store.job_ids()
+            for entry in self.jobs_dir.iterdir():
+                if entry.is_dir() and not entry.is_symlink() and entry.name not in known_jobs:
+                    shutil.rmtree(entry, ignore_errors=True)
+                    removed.append(entry)
+        if self.files_dir.is_dir():
+            known_files = self.store.file_ids()
+            for entry in self.files_dir.iterdir():
+                if entry.name.startswith("file-") and entry.is_file() and entry.name not in known_files:
+                    entry.unlink(missing_ok=True)
+                    removed.append(entry)
+        for job in self.store.jobs_with_status(FINAL_STATUSES):
+            self._discard_job_files(job)
+        for job in self.store.jobs_of_deleted_models():
+            shutil.rmtree(job.output_dir / OUTPUT_DIR, ignore_errors=True)
+            self.store.delete_checkpoints(job.id)
+        if removed:
+            log.info("removed %d leftover file(s) of an interrupted run", len(removed))
+
+    def _discard_job_files(self, job: JobRecord) -> None:
+        """What a finished job no longer needs: its links to the input files and the resume
+        state of its checkpoints (its checkpoints and final adapter stay)."""
+        for name in (TRAINING_COPY, VALIDATION_COPY):
+            (job.output_dir / name).unlink(missing_ok=True)
+        checkpoints = job.output_dir / OUTPUT_DIR / "checkpoints"
+        if checkpoints.is_dir():
+            for state in checkpoints.glob(f"*/{RESUME_STATE_FILE}"):
+                state.unlink(missing_ok=True)
+
+    def _finished(self, job_id: str) -> None:
+        """Clean up after a job that has just reached a final status."""
+        job = self.store.get_job(job_id)
+        if job is not None and job.status in FINAL_STATUSES:
+            self._discard_job_files(job)
 
     def _recover(self) -> None:
         for job_id in self.store.jobs_missing_final_event("cancelled", CANCELLED_MESSAGE):
@@ -167,11 +263,12 @@ class JobManager:
             estimated_finish=None,
             output_dir=job_dir,
         )
-        job_dir.mkdir(parents=True)
+        private_dirs(self.jobs_dir)
+        job_dir.mkdir(mode=0o700)
         try:
-            shutil.copyfile(training.path, job_dir / TRAINING_COPY)
+            share_file(training.path, job_dir / TRAINING_COPY, link=self._is_upload(training))
             if validation is not None:
-                shutil.copyfile(validation.path, job_dir / VALIDATION_COPY)
+                share_file(validation.path, job_dir / VALIDATION_COPY, link=self._is_upload(validation))
             self.store.add_job(job, [
                 new_event(job_id, f"Created fine-tuning job: {job_id}"),
                 new_event(job_id, f"Validating training file: {params.training_file}"),
@@ -192,7 +289,18 @@ class JobManager:
                 param=param,
                 code="invalid_file_purpose",
             )
+        if record.status == "error":
+            raise bad_request(
+                f"Invalid {param}: file {file_id} cannot be used for fine-tuning. {record.status_details or ''}".strip(),
+                param=param,
+                code="invalid_file_status",
+            )
         return record
+
+    def _is_upload(self, record: FileRecord) -> bool:
+        """True for a file stored in the data folder's ``files`` (shared by a hard link; a
+        file elsewhere is copied, so nothing outside the data folder is ever changed)."""
+        return record.path.resolve().parent == self.files_dir.resolve()
 
     def cancel(self, job_id: str) -> bool:
         """Cancel an active job; False if it had already finished.
@@ -202,8 +310,9 @@ class JobManager:
         """
         with self._lock:
             self._cancelled.add(job_id)
-            event = None if self._training == job_id else new_event(job_id, CANCELLED_MESSAGE)
-            return self.store.update_job(
+            training = self._training == job_id
+            event = None if training else new_event(job_id, CANCELLED_MESSAGE)
+            cancelled = self.store.update_job(
                 job_id,
                 expect=ACTIVE_STATUSES,
                 status="cancelled",
@@ -211,60 +320,107 @@ class JobManager:
                 estimated_finish=None,
                 events=[event] if event is not None else [],
             )
+        if cancelled and not training:  # a training job is cleaned by the trainer thread
+            self._finished(job_id)
+        return cancelled
 
     # ----- validation -----
 
     def _validator(self) -> None:
-        while (work := self._validate_q.get()) is not None:
-            try:
-                self._validate(work.job_id)
-            except Exception as exc:  # a bug, not bad data: fail the job, keep the thread
-                log.exception("validating %s failed", work.job_id)
-                self._fail(work.job_id, "server_error", f"Validation failed unexpectedly: {exc}", None)
-
-    def _validate(self, job_id: str) -> None:
-        job = self.store.get_job(job_id)
-        if job is None or job.status != "validating_files":
-            return
+        """Validate queued jobs in turns: each active job's validation runs for a slice, then
+        the next one's; new jobs join between slices, up to :data:`MAX_ACTIVE_VALIDATIONS`."""
+        active: collections.deque[tuple[str, Generator[None, None, None]]] = collections.deque()
         try:
-            train = load_examples(job.output_dir / TRAINING_COPY, param="training_file")
-            valid_path = job.output_dir / VALIDATION_COPY
-            valid = load_examples(valid_path, param="validation_file", min_examples=1) if job.validation_file else None
-        except DataFileError as exc:
-            self._fail(job_id, exc.code, exc.message, exc.param)
+            while True:
+                while len(active) < MAX_ACTIVE_VALIDATIONS:
+                    try:
+                        work = self._validate_q.get(block=not active)
+                    except queue.Empty:
+                        break
+                    if work is None:
+                        return
+                    active.append((work.job_id, self._validation(work.job_id)))
+                if self._stopping.is_set():  # abandoned: validated again on the next start
+                    return
+                job_id, steps = active.popleft()
+                try:
+                    next(steps)
+                except StopIteration:
+                    continue
+                except Exception as exc:  # a bug, not bad data: fail the job, keep the thread
+                    if job_id not in self._cancelled:
+                        log.exception("validating %s failed", job_id)
+                        self._fail(job_id, "server_error", f"Validation failed unexpectedly: {exc}", None)
+                    continue
+                active.append((job_id, steps))
+        finally:
+            for _, steps in active:
+                steps.close()
+
+    def _validation(self, job_id: str) -> Generator[None, None, None]:
+        """Validate one job's files, yielding about every :data:`VALIDATION_SLICE_SECONDS`;
+        ends early (writing nothing) once the job is cancelled."""
+        job = self.store.get_job(job_id)
+        if job is None or job.status != "validating_files" or job_id in self._cancelled:
             return
-        warnings = [*train.warnings, *(valid.warnings if valid else [])]
-        events = [new_event(job_id, f"Warning: {w.message}", level="warn") for w in warnings[:MAX_WARNING_EVENTS]]
-        if len(warnings) > MAX_WARNING_EVENTS:
-            more = len(warnings) - MAX_WARNING_EVENTS
-            events.append(new_event(job_id, f"Warning: {more} more warning(s) not shown", level="warn"))
+        files = [(job.output_dir / TRAINING_COPY, "training_file", MIN_EXAMPLES)]
+        if job.validation_file:
+            files.append((job.output_dir / VALIDATION_COPY, "validation_file", 1))
+        tallies: list[Tally] = []
+        tokens = 0
+        slice_end = time.monotonic() + VALIDATION_SLICE_SECONDS
+        for path, param, minimum in files:
+            tally = Tally(param, MAX_WARNING_EVENTS)
+            tallies.append(tally)
+            for checked in checked_lines(path):
+                if job_id in self._cancelled:
+                    return
+                if tally.add(checked) and not tally.error_lines and param == "training_file":
+                    try:
+                        tokens += self.engine.count_tokens(job.model, checked.example)
+                    except Exception as exc:  # the model's template or tokenizer refuses it
+                        code = getattr(exc, "code", "invalid_training_file")
+                        self._fail(job_id, code, f"line {checked.number}: {_reason(exc)}", "training_file")
+                        return
+                if time.monotonic() >= slice_end:
+                    yield
+                    slice_end = time.monotonic() + VALIDATION_SLICE_SECONDS
+            failure = tally.failure(minimum)
+            if failure is not None:
+                self._fail(job_id, failure.code, failure.message, failure.param)
+                return
+        self._validated(job, tallies, tokens)
+
+    def _validated(self, job: JobRecord, tallies: list[Tally], tokens: int) -> None:
+        """Files are usable: resolve the hyperparameters, log the warnings, queue the job."""
+        train = tallies[0]
+        events = [new_event(job.id, f"Warning: {w.message}", level="warn")
+                  for t in tallies for w in t.warnings][:MAX_WARNING_EVENTS]  # fmt: skip
+        total = sum(t.warning_count for t in tallies)
+        if total > len(events):
+            events.append(new_event(job.id, f"Warning: {total - len(events)} more warning(s) not shown", level="warn"))
         requested = dict(job.hyperparameters)
         if requested.get("n_epochs", "auto") == "auto":
-            requested["n_epochs"] = auto_epochs(len(train.examples))
+            requested["n_epochs"] = auto_epochs(train.examples)
         try:
-            resolved = self.engine.resolve_hyperparameters(len(train.examples), requested)
+            resolved = self.engine.resolve_hyperparameters(train.examples, requested)
         except ValueError as exc:
-            self._fail(job_id, "invalid_hyperparameters", str(exc), "hyperparameters")
-            return
-        try:
-            tokens = sum(self.engine.count_tokens(job.model, ex) for ex in train.examples)
-        except (TrainingError, ValueError) as exc:
-            self._fail(job_id, getattr(exc, "code", "invalid_training_file"), str(exc), "training_file")
+            self._fail(job.id, "invalid_hyperparameters", str(exc), "hyperparameters")
             return
         message = (
-            f"Training file has {len(train.examples)} examples ({tokens} tokens); "
+            f"Training file has {train.examples} examples ({tokens} tokens); "
             f"{resolved.n_epochs} epoch(s), batch size {resolved.batch_size}"
         )
-        events += [new_event(job_id, message), new_event(job_id, "Files validated, moving job to queued state")]
+        events += [new_event(job.id, message), new_event(job.id, "Files validated, moving job to queued state")]
         moved = self.store.update_job(
-            job_id,
+            job.id,
             expect=("validating_files",),
             status="queued",
             hyperparameters=_hyperparameters_dict(resolved),
             events=events,
         )
         if moved:
-            self._train_q.put(_Work(job_id))
+            self._train_q.put(_Work(job.id))
 
     # ----- training -----
 
@@ -336,13 +492,15 @@ class JobManager:
 
     def _release(self, job_id: str, step: int | None) -> None:
         """The trainer thread is done with ``job_id``: if it was cancelled meanwhile, log where
-        training stopped (``step``; None if it never began) and then the terminal event."""
+        training stopped (``step``; None if it never began) and then the terminal event; if
+        the job has finished, clean up after it."""
         with self._lock:
             self._training = None
             job = self.store.get_job(job_id)
             if job is not None and job.status == "cancelled":
                 stopped = [] if step is None else [new_event(job_id, f"Training stopped at step {step}")]
                 self.store.add_events([*stopped, new_event(job_id, CANCELLED_MESSAGE)])
+        self._finished(job_id)
 
     def _resume_point(self, job: JobRecord) -> tuple[Path | None, int] | None:
         """The checkpoint to resume ``job`` from after a restart, or None if it failed."""
@@ -365,7 +523,7 @@ class JobManager:
         return None, 0
 
     def _fail(self, job_id: str, code: str, message: str, param: str | None) -> None:
-        self.store.update_job(
+        failed = self.store.update_job(
             job_id,
             expect=ACTIVE_STATUSES,
             status="failed",
@@ -374,6 +532,8 @@ class JobManager:
             estimated_finish=None,
             events=[new_event(job_id, f"Fine-tuning job failed: {message}", level="error")],
         )
+        if failed and self._training != job_id:  # a training job is cleaned by the trainer thread
+            self._finished(job_id)
 
     def _succeed(self, job: JobRecord, result: TrainResult) -> None:
         results_file = self._write_metrics_csv(job)
@@ -410,8 +570,8 @@ class JobManager:
         content = out.getvalue().encode()
         file_id = ids.file_id()
         path = self.files_dir / file_id
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
+        private_dirs(path.parent)
+        write_private(path, content)
         return FileRecord(file_id, "step_metrics.csv", "fine-tune-results", len(content), ids.now(), path)
 
     # ----- used by the callbacks -----
@@ -501,6 +661,11 @@ def _checkpoint_metrics(m: StepMetrics) -> dict[str, Any]:
     data = _metrics_data(m)
     data.pop("total_steps")
     return data
+
+
+def _reason(exc: Exception) -> str:
+    """An exception's message for a user (its type when it has none)."""
+    return str(exc) or type(exc).__name__
 
 
 def _hyperparameters_dict(hp: Hyperparameters) -> dict[str, Any]:

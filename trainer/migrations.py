@@ -122,9 +122,16 @@ CREATE TABLE base_models (
 ) WITHOUT ROWID;
 """
 
+# An uploaded file's OpenAI ``status`` ("processed" or "error") and why it is "error".
+_FILE_STATUS = """
+ALTER TABLE files ADD COLUMN status TEXT NOT NULL DEFAULT 'processed';
+ALTER TABLE files ADD COLUMN status_details TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "files, jobs, events, checkpoints, fine-tuned models", _CORE),
     Migration(2, "first-seen times of base models", _BASE_MODELS),
+    Migration(3, "status of uploaded files", _FILE_STATUS),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -8,11 +8,12 @@ Three kinds of id:
 * a fine-tuned model ``ft:{base}:{org}:{suffix}:{id}`` (``models`` table), served with
   the job's final adapter;
 * a checkpoint ``ft:…:ckpt-step-N`` (``checkpoints`` table), served with that
-  checkpoint's adapter.
+  checkpoint's adapter, until its fine-tuned model is deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,16 +68,25 @@ class ModelResolver:
         raise model_not_found(model_id)
 
     def delete(self, model_id: str) -> None:
-        """Delete a fine-tuned model and its adapter directory.
+        """Delete a fine-tuned model: its record, its adapter and every checkpoint of its job
+        (the same weights at earlier epochs), from the database and from disk, so neither
+        the model nor a checkpoint of it can be served again.
 
         Base models and checkpoints cannot be deleted (403); unknown ids are 404.
         """
         served = self.resolve(model_id)
         if served.adapter_dir is None:
             raise APIError(403, f"You cannot delete the base model `{model_id}`.", code="model_not_deletable")
-        record = self.store.delete_model(model_id)
-        if record is None:
+        deleted = self.store.delete_model(model_id)
+        if deleted is None:
             raise APIError(
-                403, f"`{model_id}` is a checkpoint; it is kept with its fine-tuning job.", code="model_not_deletable"
+                403, f"`{model_id}` is a checkpoint; it is deleted with its fine-tuned model.", code="model_not_deletable"
             )
-        shutil.rmtree(record.adapter_dir, ignore_errors=True)
+        record, checkpoints = deleted
+        folders = {record.adapter_dir, *(c.path for c in checkpoints)}
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        parents = {f.parent for f in folders} | {c.path.parent.parent for c in checkpoints}
+        for parent in sorted(parents, key=lambda p: len(p.parts), reverse=True):  # deepest first
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only if nothing else is left in it: output/checkpoints, then output

@@ -5,6 +5,11 @@ The app factory takes the engine as an argument, so tests inject one and
 the app opens the SQLite store and starts the job threads (recovering jobs left by an
 earlier process); stopping it asks a running training to stop at its next step, leaving
 the job ``running`` so the next start resumes it.
+
+Every request first passes :class:`trainer.api.gate.RequestGate` (Host, cross-site,
+API key, body size), before any body is read. ``/health`` is the one route open without
+the key, and it answers ``{"status": "ok"}`` and nothing more. A config that would expose
+the server beyond loopback without a key is refused (:func:`trainer.config.check_exposure`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from trainer.api import v1_router
+from trainer.api.chat_queue import ChatQueue
 from trainer.api.deps import AppContext
-from trainer.config import TrainerConfig
+from trainer.api.gate import RequestGate
+from trainer.config import TrainerConfig, check_exposure
+from trainer.datadir import PRIVATE_DIR, ensure_free
 from trainer.engine import Engine
 from trainer.errors import install_error_handlers
 from trainer.jobs import JobManager
@@ -30,14 +38,20 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: TrainerConfig, engine: Engine) -> FastAPI:
-    """Build the app; state is opened when the app starts (its lifespan)."""
+    """Build the app; state is opened when the app starts (its lifespan).
+
+    Raises :class:`trainer.config.ConfigError` for a config that must not be served.
+    """
+    check_exposure(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        ensure_free(config.data_dir)  # refuse a second trainer before its store is opened
         store = Store(config.db_path)
         jobs = JobManager(store, engine, files_dir=config.files_dir, jobs_dir=config.jobs_dir, org=config.org)
-        app.state.ctx = AppContext(config, store, engine, jobs, ModelResolver(store, engine))
+        chats = ChatQueue(config.chat_slots, config.chat_queue)
+        app.state.ctx = AppContext(config, store, engine, jobs, ModelResolver(store, engine), chats)
         jobs.start()
         log.info("trainer serving %s with data in %s", ", ".join(engine.base_models()), config.data_dir)
         try:
@@ -49,9 +63,10 @@ def create_app(config: TrainerConfig, engine: Engine) -> FastAPI:
     app = FastAPI(title="tunecord trainer", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.include_router(v1_router())
+    app.add_middleware(RequestGate, config=config)  # outermost: runs before anything reads the body
 
     @app.get("/health", include_in_schema=False)
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # on the event loop: never waits for a thread
         return {"status": "ok"}
 
     return app

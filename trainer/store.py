@@ -10,6 +10,7 @@ parameterised; the only interpolated fragments are column names from this module
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,11 +21,13 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from trainer import migrations
+from trainer.datadir import private_dirs
 from trainer.ids import event_id, now
 
 T = TypeVar("T")
 
 ACTIVE_STATUSES = ("validating_files", "queued", "running")
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 @dataclass(frozen=True)
 class FileRecord:
@@ -34,6 +37,11 @@ class FileRecord:
     bytes: int
     created_at: int
     path: Path
+    status: str = "processed"
+    """OpenAI's file status: ``processed``, or ``error`` for a file that cannot be used
+    (a ``fine-tune`` upload that is empty or holds no training example)."""
+    status_details: str | None = None
+    """Why the status is ``error``."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +109,8 @@ def _dumps(value: Any) -> str | None:
 
 
 def _file(row: sqlite3.Row) -> FileRecord:
-    return FileRecord(row["id"], row["filename"], row["purpose"], row["bytes"], row["created_at"], Path(row["path"]))
+    return FileRecord(row["id"], row["filename"], row["purpose"], row["bytes"], row["created_at"], Path(row["path"]),
+                      row["status"], row["status_details"])  # fmt: skip
 
 
 def _job(row: sqlite3.Row) -> JobRecord:
@@ -156,7 +165,9 @@ class Store:
     """Typed access to the trainer database; safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(path.parent)
+        if not path.exists():  # private from the start (SQLite gives its -wal/-shm files the same mode)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
@@ -211,10 +222,20 @@ class Store:
 
     def add_file(self, record: FileRecord) -> None:
         with self._tx() as db:
-            db.execute(
-                "INSERT INTO files (id, filename, purpose, bytes, created_at, path) VALUES (?, ?, ?, ?, ?, ?)",
-                (record.id, record.filename, record.purpose, record.bytes, record.created_at, str(record.path)),
-            )
+            self._insert_file(db, record)
+
+    @staticmethod
+    def _insert_file(db: sqlite3.Connection, record: FileRecord) -> None:
+        db.execute(
+            "INSERT INTO files (id, filename, purpose, bytes, created_at, path, status, status_details) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record.id, record.filename, record.purpose, record.bytes, record.created_at, str(record.path),
+             record.status, record.status_details),
+        )  # fmt: skip
+
+    def file_ids(self) -> set[str]:
+        """Ids of every file record (uploads and results)."""
+        return {r["id"] for r in self._all("SELECT id FROM files", ())}
 
     def get_file(self, file_id: str) -> FileRecord | None:
         row = self._one("SELECT * FROM files WHERE id = ?", (file_id,))
@@ -259,13 +280,29 @@ class Store:
 
     def list_jobs(self, *, after: str | None, limit: int,
                   metadata: dict[str, str] | None) -> Page[JobRecord] | None:  # fmt: skip
-        """Newest first; ``metadata`` keeps jobs whose metadata has every given pair."""
+        """Newest first; ``metadata`` keeps jobs whose metadata has every given pair (one
+        query of the same shape however many pairs are given)."""
         where, params = "1 = 1", []
-        for key, value in (metadata or {}).items():
-            where += " AND EXISTS (SELECT 1 FROM json_each(jobs.metadata) AS m WHERE m.key = ? AND m.value = ?)"
-            params += [key, value]
+        if metadata:
+            where = (
+                "(SELECT count(*) FROM json_each(?) AS f WHERE EXISTS (SELECT 1 FROM json_each(jobs.metadata) AS m "
+                "WHERE m.key = f.key AND m.type = 'text' AND m.value = f.value)) = ?"
+            )
+            params = [json.dumps(metadata), len(metadata)]
         page = self._page("jobs", where, params, after, limit, newest_first=True)
         return None if page is None else Page([_job(r) for r in page.items], page.has_more)
+
+    def job_ids(self) -> set[str]:
+        return {r["id"] for r in self._all("SELECT id FROM jobs", ())}
+
+    def jobs_of_deleted_models(self) -> list[JobRecord]:
+        """Succeeded jobs whose fine-tuned model has been deleted."""
+        rows = self._all(
+            "SELECT * FROM jobs WHERE status = 'succeeded' AND fine_tuned_model IS NOT NULL "
+            "AND fine_tuned_model NOT IN (SELECT id FROM models) ORDER BY seq",
+            (),
+        )
+        return [_job(r) for r in rows]
 
     def jobs_with_status(self, statuses: Sequence[str]) -> list[JobRecord]:
         """Oldest first, so a restart re-queues jobs in their original order."""
@@ -331,11 +368,7 @@ class Store:
                 "INSERT INTO models (id, created, base_model, job_id, adapter_dir) VALUES (?, ?, ?, ?, ?)",
                 (model.id, model.created, model.base_model, model.job_id, str(model.adapter_dir)),
             )
-            db.execute(
-                "INSERT INTO files (id, filename, purpose, bytes, created_at, path) VALUES (?, ?, ?, ?, ?, ?)",
-                (results_file.id, results_file.filename, results_file.purpose, results_file.bytes,
-                 results_file.created_at, str(results_file.path)),
-            )  # fmt: skip
+            self._insert_file(db, results_file)
             for event in events:
                 self._insert_event(db, event)
         return True
@@ -419,12 +452,21 @@ class Store:
     def list_models(self) -> list[ModelRecord]:
         return [_model(r) for r in self._all("SELECT * FROM models ORDER BY seq", ())]
 
-    def delete_model(self, model_id: str) -> ModelRecord | None:
+    def delete_model(self, model_id: str) -> tuple[ModelRecord, list[CheckpointRecord]] | None:
+        """Delete a fine-tuned model and its job's checkpoints (the same weights, epoch by
+        epoch) in one transaction; returns what was deleted, None if there was no such model."""
         with self._tx() as db:
             row = db.execute("SELECT * FROM models WHERE id = ?", (model_id,)).fetchone()
-            if row is not None:
-                db.execute("DELETE FROM models WHERE id = ?", (model_id,))
-        return _model(row) if row else None
+            if row is None:
+                return None
+            checkpoints = db.execute("SELECT * FROM checkpoints WHERE job_id = ?", (row["job_id"],)).fetchall()
+            db.execute("DELETE FROM models WHERE id = ?", (model_id,))
+            db.execute("DELETE FROM checkpoints WHERE job_id = ?", (row["job_id"],))
+        return _model(row), [_checkpoint(c) for c in checkpoints]
+
+    def delete_checkpoints(self, job_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
 
 
 def new_event(job_id: str, message: str, *, level: str = "info", type: str = "message",  # noqa: A002

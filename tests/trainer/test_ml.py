@@ -24,6 +24,7 @@ from trainer.engine import (
     TrainingError,
     TrainRequest,
 )
+from trainer.errors import APIError
 from trainer.ml.data import ChatTokenizer, TokenizedSequence
 from trainer.ml.generation import IncrementalDetokenizer, StopMatcher
 from trainer.ml.hyperparams import resolve_hyperparameters
@@ -237,7 +238,7 @@ def test_checkpoint_every_epoch_with_validation(engine: Any, tmp_path: Path) -> 
     for c in rec.checkpoints:
         assert (c.path / "adapter_model.safetensors").is_file()
         assert (c.path / "adapter_config.json").is_file()
-        assert (c.path / "trainer_state.pt").is_file()
+        assert (c.path / "trainer_state.pt").is_file() == (c is rec.checkpoints[-1])  # only the latest resumes
         assert c.metrics.valid_loss is not None and c.metrics.step == c.step
         assert json.loads((c.path / "metrics.json").read_text())["step"] == c.step
     assert [m.epoch for m in rec.steps] == [1, 1, 1, 2, 2, 2, 3, 3, 3]
@@ -422,9 +423,10 @@ def test_interleaved_streams_keep_their_own_adapter(workdir: Path, tmp_path: Pat
 def test_generation_errors(engine: Any, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         engine.generate(TINY_MODEL_ID, tmp_path, HELLO, GenerationParams())
-    with pytest.raises(ValueError):
+    with pytest.raises(APIError) as err:  # a 400 in OpenAI's words
         engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "hello " * 600}],
                         GenerationParams())
+    assert (err.value.status, err.value.code, err.value.param) == (400, "context_length_exceeded", "messages")
 
 
 def test_trained_adapter_is_served(engine: Any, tmp_path: Path) -> None:

@@ -322,12 +322,18 @@ async def test_bad_validation_file_fails_with_its_param_and_warnings_become_even
     train_lines = jsonl(10).decode().splitlines()
     train_lines[4] = train_lines[4].replace("pong 4", "pong 4 <|endoftext|>")
     train = await client.files.create(file=("t.jsonl", ("\n".join(train_lines) + "\n").encode()), purpose="fine-tune")
-    bad_valid = await client.files.create(file=("v.jsonl", b'{"messages": []}\n'), purpose="fine-tune")
+    unusable = await client.files.create(file=("v.jsonl", b'{"messages": []}\n'), purpose="fine-tune")
+    assert unusable.status == "error"  # no line is an example: refused when a job names it
+    with pytest.raises(openai.BadRequestError) as err:
+        await client.fine_tuning.jobs.create(model=BASE, training_file=train.id, validation_file=unusable.id)
+    assert (err.value.param, err.value.code) == ("validation_file", "invalid_file_status")
+    bad_valid = await client.files.create(file=("v.jsonl", jsonl(1) + b'{"messages": []}\n'), purpose="fine-tune")
+    assert bad_valid.status == "processed"  # its first line is an example; the job's full check fails
     job = await client.fine_tuning.jobs.create(model=BASE, training_file=train.id,
                                                validation_file=bad_valid.id)  # fmt: skip
     failed = await wait_status(client, job.id, {"succeeded", "failed"})
     assert (failed.error.code, failed.error.param) == ("invalid_validation_file", "validation_file")
-    assert "Line 1: 'messages' must be a non-empty list" in failed.error.message
+    assert "Line 2: 'messages' must be a non-empty list" in failed.error.message
 
     ok = await client.fine_tuning.jobs.create(model=BASE, training_file=train.id,
                                               hyperparameters={"n_epochs": 1, "batch_size": 5})  # fmt: skip

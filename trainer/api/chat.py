@@ -1,29 +1,46 @@
-"""``/v1/chat/completions``: plain and streamed (SSE) chat with base, ``ft:`` and checkpoint models."""
+"""``/v1/chat/completions``: plain and streamed (SSE) chat with base, ``ft:`` and checkpoint models.
+
+Chats go through :class:`trainer.api.chat_queue.ChatQueue`: a bounded number generate at
+once, a bounded number wait, the rest get 429; a client that leaves stops its generation.
+
+Sampling follows OpenAI's ranges (``temperature`` 0..2, ``top_p`` 0..1, ``seed`` a signed
+64-bit integer). ``top_p: 0`` and temperatures below :data:`GREEDY_BELOW` mean greedy
+decoding, as they do in effect at OpenAI, instead of dividing by (almost) zero.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
 
 from trainer import ids
+from trainer.api.chat_queue import ChatTicket, ClientGone, collect, unless_client_leaves
 from trainer.api.deps import AppContext, get_ctx, json_body
+from trainer.api.responses import SafeJSONRoute
 from trainer.engine import Generation, GenerationParams
 from trainer.errors import APIError, bad_request, unsupported_parameter
 from trainer.models import ServedModel
 
-router = APIRouter()
+router = APIRouter(route_class=SafeJSONRoute)
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 UNHONOURED = ("tools", "tool_choice", "functions", "function_call", "top_logprobs")
 """Parameters that ask for something this server cannot give (tool calls, log-probabilities):
 any value is refused. ``functions``/``function_call`` are the deprecated forms of ``tools``."""
+GREEDY_BELOW = 1e-4
+"""Temperatures under this decode greedily: dividing logits by less overflows to inf/NaN."""
+SEED_RANGE = (-(2**63), 2**63 - 1)
+"""OpenAI's ``seed``: a signed 64-bit integer."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +150,12 @@ def parse_chat_request(body: Any) -> ChatRequest:
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise bad_request("Invalid 'seed': expected an integer.", param="seed")
+    if seed is not None and not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise bad_request(
+            f"Invalid 'seed': must be between {SEED_RANGE[0]} and {SEED_RANGE[1]} (a 64-bit integer).",
+            param="seed",
+            code="integer_out_of_range",
+        )
     stream = bool(body.get("stream"))
     options = body.get("stream_options")
     if options is not None and not stream:
@@ -146,6 +169,8 @@ def parse_chat_request(body: Any) -> ChatRequest:
         stop=_stop(body.get("stop")),
         seed=seed,
     )
+    if params.temperature < GREEDY_BELOW or params.top_p == 0:
+        params = replace(params, temperature=0.0, top_p=1.0)  # greedy
     include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     return ChatRequest(model, _messages(body.get("messages")), params, stream, include_usage)
 
@@ -195,24 +220,71 @@ def _stream(gen: Generation, request: ChatRequest, completion_id: str, created: 
     yield b"data: [DONE]\n\n"
 
 
+class _ChatStream(StreamingResponse):
+    """A streamed answer that holds its chat slot until the stream ends, however it ends."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], ticket: ChatTicket, gen: Generation,
+                 events: Iterator[bytes]) -> None:  # fmt: skip
+        super().__init__(chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self._ticket = ticket
+        self._gen = gen
+        self._events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._gen.cancel()  # a no-op after a complete stream; stops one whose client left
+            for iterator in (self._events, self._gen.deltas):  # a disconnect's cancel waits for the thread
+                with suppress(ValueError):  # "generator already executing": only at a forced shutdown
+                    close = getattr(iterator, "close", None)
+                    if close is not None:
+                        close()
+            self._ticket.release()
+
+
+async def _chunks(ticket: ChatTicket, events: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """Each SSE event, produced in a chat thread (one token's work at a time)."""
+    while (event := await ticket.run(next, events, None)) is not None:
+        yield event
+
+
 @router.post("/chat/completions", response_model=None)
-async def create_chat_completion(ctx: Ctx, body: Annotated[Any, Depends(json_body)]) -> dict[str, Any] | StreamingResponse:
-    request = parse_chat_request(body)
-    served = ctx.models.resolve(request.model)
-    completion_id, created = ids.completion_id(), ids.now()
-    gen = await run_in_threadpool(_start, ctx, served, request)
-    if request.stream:
-        return StreamingResponse(
-            _stream(gen, request, completion_id, created),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache"},
-        )
-    text = await run_in_threadpool(lambda: "".join(gen.deltas))
+async def create_chat_completion(
+    ctx: Ctx, request: Request, body: Annotated[Any, Depends(json_body)]
+) -> dict[str, Any] | StreamingResponse:
+    chat = parse_chat_request(body)
+    served = await run_in_threadpool(ctx.models.resolve, chat.model)  # a database read: off the event loop
+    ticket = ctx.chats.admit()  # 429 when the queue is full
+    left = threading.Event()
+    handed_over = False
+    try:
+        async def begin() -> Generation:
+            await ticket.start()
+            return await ticket.run(_start, ctx, served, chat)
+
+        gen = await unless_client_leaves(request.receive, left, begin)
+        completion_id, created = ids.completion_id(), ids.now()
+        if chat.stream:
+            events = _stream(gen, chat, completion_id, created)
+            handed_over = True
+            return _ChatStream(_chunks(ticket, events), ticket, gen, events)
+
+        async def finish() -> str:
+            return await ticket.run(collect, gen)
+
+        # a departure sets gen.cancelled: the engine stops before its next token
+        text = await unless_client_leaves(request.receive, gen.cancelled, finish)
+    except ClientGone:
+        raise APIError(400, "The client closed the connection before the answer was ready.") from None
+    finally:
+        if not handed_over:
+            ticket.release()
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
-        "model": request.model,
+        "model": chat.model,
         "choices": [{
             "index": 0,
             "message": {"role": "assistant", "content": text, "refusal": None},

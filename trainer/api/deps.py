@@ -1,17 +1,22 @@
-"""Shared request plumbing: the app context, API-key check and query helpers."""
+"""Shared request plumbing: the app context, the JSON body and query helpers.
+
+Who may call at all (key, ``Host``, cross-site browsers) and how large a body may be is
+checked earlier, by :mod:`trainer.api.gate`.
+"""
 
 from __future__ import annotations
 
-import hmac
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
+from trainer.api.body import decode_json
+from trainer.api.chat_queue import ChatQueue
 from trainer.config import TrainerConfig
 from trainer.engine import Engine
-from trainer.errors import bad_request, invalid_api_key, invalid_json, missing_api_key
+from trainer.errors import bad_request
 from trainer.jobs import JobManager
 from trainer.models import ModelResolver
 from trainer.store import Page, Store
@@ -26,36 +31,19 @@ class AppContext:
     engine: Engine
     jobs: JobManager
     models: ModelResolver
+    chats: ChatQueue
 
 
 def get_ctx(request: Request) -> AppContext:
     return request.app.state.ctx
 
 
-def require_api_key(request: Request) -> None:
-    """Reject the request unless it carries the configured bearer key (if one is set)."""
-    expected = get_ctx(request).config.api_key
-    if not expected:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise missing_api_key()
-    if not hmac.compare_digest(key.strip().encode(), expected.encode()):
-        raise invalid_api_key(key.strip())
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 async def json_body(request: Request) -> Any:
     """The request body decoded as JSON, whatever its content type; OpenAI's 400 if it is not
-    JSON (empty, truncated, ``NaN``, not UTF-8). A dependency, so the API-key check runs first."""
-    try:
-        return json.loads(await request.body(), parse_constant=_no_constant)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError included
-        raise invalid_json() from None
+    JSON (empty, truncated, ``NaN``, not UTF-8) or holds unencodable text (see
+    :mod:`trainer.api.body`). Decoded in a worker thread: a large body never stalls the loop."""
+    raw = await request.body()
+    return await run_in_threadpool(decode_json, raw)
 
 
 def check_limit(limit: int, maximum: int) -> int:

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Request
 
 from trainer.api.deps import AppContext, check_limit, found_page, get_ctx, json_body
 from trainer.api.objects import checkpoint_object, event_object, job_object, page_object
+from trainer.api.responses import SafeJSONRoute
 from trainer.errors import bad_request, job_not_found
-from trainer.job_params import parse_job_params
+from trainer.job_params import MAX_METADATA_PAIRS, parse_job_params
 from trainer.store import JobRecord
 
-router = APIRouter(prefix="/fine_tuning/jobs")
+router = APIRouter(prefix="/fine_tuning/jobs", route_class=SafeJSONRoute)
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 _METADATA_QUERY = re.compile(r"^metadata\[(.+)\]$")
@@ -28,12 +29,18 @@ def create_job(ctx: Ctx, body: Annotated[Any, Depends(json_body)]) -> dict[str, 
 
 @router.get("")
 def list_jobs(ctx: Ctx, request: Request, after: str | None = None, limit: int = 20) -> dict[str, Any]:
-    """Newest first; ``metadata[key]=value`` query pairs filter on metadata."""
+    """Newest first; ``metadata[key]=value`` query pairs filter on metadata (at most
+    :data:`MAX_METADATA_PAIRS` of them: a job holds no more pairs than that)."""
     metadata = {
         m.group(1): value
         for key, value in request.query_params.multi_items()
         if (m := _METADATA_QUERY.match(key))
     }
+    if len(metadata) > MAX_METADATA_PAIRS:
+        raise bad_request(
+            f"Invalid 'metadata': at most {MAX_METADATA_PAIRS} metadata filters, got {len(metadata)}.",
+            param="metadata",
+        )
     page = ctx.store.list_jobs(after=after, limit=check_limit(limit, 100), metadata=metadata)
     return page_object(found_page(page, after), lambda j: job_object(j, ctx.config.org))
 

@@ -12,8 +12,9 @@ from fastapi import APIRouter, Depends
 
 from trainer.api.deps import AppContext, get_ctx
 from trainer.api.objects import BASE_MODEL_OWNER, model_object
+from trainer.api.responses import SafeJSONRoute
 
-router = APIRouter()
+router = APIRouter(route_class=SafeJSONRoute)
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
 

@@ -13,15 +13,19 @@ BASE_MODEL_OWNER = "system"
 
 
 def file_object(f: FileRecord) -> dict[str, Any]:
-    return {
+    """OpenAI's ``file``; ``status_details`` says why a file's ``status`` is ``error``."""
+    out: dict[str, Any] = {
         "id": f.id,
         "object": "file",
         "bytes": f.bytes,
         "created_at": f.created_at,
         "filename": f.filename,
         "purpose": f.purpose,
-        "status": "processed",
+        "status": f.status,
     }
+    if f.status_details is not None:
+        out["status_details"] = f.status_details
+    return out
 
 
 def job_object(job: JobRecord, org: str) -> dict[str, Any]:

@@ -5,11 +5,16 @@ Layout of ``<output_dir>``::
     checkpoints/epoch-001/   adapter_config.json, adapter_model.safetensors,
                              trainer_state.pt (optimizer, scheduler, RNG, step, epoch),
                              metrics.json
-    adapter/                 the final adapter (a copy of the last epoch's)
+    adapter/                 the final adapter: hard links to the last epoch's files
+
+Every folder is written under a temporary name and renamed into place
+(:func:`trainer.datadir.replace_dir`), private to the user. Only the latest checkpoint keeps
+its ``trainer_state.pt`` while training (:func:`discard_resume_state` drops the others').
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -20,10 +25,11 @@ from typing import Any
 import torch
 from peft import PeftModel
 
-from trainer.engine import StepMetrics
+from trainer.datadir import partial_name, private_dirs, replace_dir
+from trainer.engine import RESUME_STATE_FILE, StepMetrics
 from trainer.ml.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
-STATE_FILE = "trainer_state.pt"
+STATE_FILE = RESUME_STATE_FILE
 METRICS_FILE = "metrics.json"
 FORMAT_VERSION = 1
 
@@ -48,11 +54,33 @@ def checkpoint_dir(output_dir: Path, epoch: int) -> Path:
 
 def save_adapter(model: PeftModel, directory: Path) -> None:
     """Write the adapter (config + safetensors weights) to ``directory`` atomically."""
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = partial_name(directory)
+    private_dirs(tmp)
     model.save_pretrained(str(tmp), safe_serialization=True)
-    _replace_dir(tmp, directory)
+    replace_dir(tmp, directory)
+
+
+def link_adapter(checkpoint: Path, directory: Path) -> bool:
+    """Make ``directory`` the adapter of ``checkpoint`` without copying it: hard links to its
+    adapter files, written atomically. False (nothing written) where links are impossible."""
+    names = [p.name for p in checkpoint.iterdir() if p.is_file() and p.name not in (STATE_FILE, METRICS_FILE)]
+    tmp = partial_name(directory)
+    private_dirs(tmp)
+    try:
+        for name in names:
+            os.link(checkpoint / name, tmp / name)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP):
+            return False
+        raise
+    replace_dir(tmp, directory)
+    return True
+
+
+def discard_resume_state(checkpoint: Path) -> None:
+    """Drop what only resuming from ``checkpoint`` needs (it stays a loadable adapter)."""
+    (checkpoint / STATE_FILE).unlink(missing_ok=True)
 
 
 def save_checkpoint(
@@ -62,9 +90,8 @@ def save_checkpoint(
     metrics: StepMetrics,
 ) -> None:
     """Adapter, resume state and metrics in one directory, written atomically."""
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = partial_name(directory)
+    private_dirs(tmp)
     model.save_pretrained(str(tmp), safe_serialization=True)
     torch.save(
         {
@@ -80,7 +107,7 @@ def save_checkpoint(
         tmp / STATE_FILE,
     )
     (tmp / METRICS_FILE).write_text(json.dumps(asdict(metrics), indent=2) + "\n")
-    _replace_dir(tmp, directory)
+    replace_dir(tmp, directory)
 
 
 def load_resume_state(directory: Path) -> ResumeState:
@@ -105,14 +132,3 @@ def load_resume_state(directory: Path) -> ResumeState:
 def is_adapter_dir(directory: Path) -> bool:
     """True when ``directory`` holds a PEFT adapter."""
     return (directory / ADAPTER_CONFIG).is_file() and (directory / ADAPTER_WEIGHTS).is_file()
-
-
-def _replace_dir(tmp: Path, target: Path) -> None:
-    if target.exists():
-        old = target.with_name(target.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)

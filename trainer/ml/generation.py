@@ -4,10 +4,19 @@ One :class:`ChatModel` per base model holds the model, its tokenizer and a bound
 LoRA adapters merged into copies of the base (:class:`AdapterCache`). A lock is taken
 around every forward pass (not the whole request), so concurrent streams interleave token
 by token, each on its own model (base or merged adapter) and KV cache.
+
+Bounds: a prompt must leave room for one token in the model's context, else a 400
+``context_length_exceeded`` before any work; the prompt is run through the model in chunks
+of :data:`PREFILL_CHUNK` tokens (other streams get the model between chunks, and attention
+never materialises more than a chunk's rows); a stream's KV cache lives only as long as
+its stream, and after a long one the freed memory is handed back to the system
+(:func:`trainer.ml.device.release_memory`). Sampling never divides by a vanishing
+temperature: ``temperature`` near 0 or ``top_p`` of 0 is greedy.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -20,9 +29,19 @@ import torch
 from transformers import DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from trainer.engine import Generation, GenerationParams
+from trainer.errors import bad_request
 from trainer.ml.checkpoints import is_adapter_dir
 from trainer.ml.data import ChatTokenizer
+from trainer.ml.device import release_memory
 from trainer.ml.lora import ADAPTER_WEIGHTS
+
+PREFILL_CHUNK = 256
+"""Prompt tokens per forward pass when a prompt is first run through the model."""
+LONG_PROMPT = 1024
+"""Prompts at least this long hand their freed memory back to the system when done."""
+GREEDY_BELOW = 1e-4
+"""Temperatures below this sample the most likely token (their distribution already is
+one-hot within float precision, and dividing by them overflows)."""
 
 
 class AdapterCache:
@@ -97,17 +116,23 @@ def merge_adapter(base: PreTrainedModel, adapter_dir: Path) -> PreTrainedModel:
 def sample_next(
     logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None
 ) -> int:
-    """Greedy for ``temperature <= 0``, else temperature + nucleus (top-p) sampling."""
-    if temperature <= 0:
+    """Temperature + nucleus (top-p) sampling; greedy (the most likely token) when
+    ``temperature`` is below :data:`GREEDY_BELOW` or ``top_p`` is 0 (OpenAI's meaning: only
+    the top token). Never fails on extreme values: NaN logits count as impossible."""
+    logits = torch.nan_to_num(logits.float(), nan=float("-inf"))
+    if not math.isfinite(temperature) or temperature < GREEDY_BELOW or not top_p > 0:
         return int(logits.argmax())
-    logits = logits.float() / temperature
+    logits = (logits - logits.max()) / temperature  # the top logit is 0: no overflow
     if top_p < 1.0:
         sorted_logits, idx = logits.sort(descending=True)
         probs = sorted_logits.softmax(-1)
         drop = probs.cumsum(-1) - probs >= top_p  # mass before this token already >= top_p
+        drop[0] = False  # the most likely token always stays
         sorted_logits[drop] = float("-inf")
         logits = torch.full_like(logits, float("-inf")).scatter_(0, idx, sorted_logits)
     probs = logits.softmax(-1)
+    if not bool(torch.isfinite(probs).all()) or float(probs.sum()) <= 0:
+        return int(logits.argmax())
     return int(torch.multinomial(probs, 1, generator=generator))
 
 
@@ -225,8 +250,11 @@ class ChatModel:
         prompt = self.chat.encode_prompt(messages)
         room = self.context_length - len(prompt)
         if room <= 0:
-            raise ValueError(
-                f"prompt is {len(prompt)} tokens; the model's context is {self.context_length}"
+            raise bad_request(
+                f"This model's maximum context length is {self.context_length} tokens. However, your "
+                f"messages resulted in {len(prompt)} tokens. Please reduce the length of the messages.",
+                param="messages",
+                code="context_length_exceeded",
             )
         max_new = min(room, params.max_tokens or self.default_max_tokens)
         if max_new < 1:
@@ -245,6 +273,16 @@ class ChatModel:
             )
         return out.logits[0, -1]
 
+    def _prefill(self, model: Any, prompt: list[int], cache: DynamicCache, gen: Generation) -> torch.Tensor | None:
+        """Run the prompt through the model chunk by chunk; the last position's logits
+        (None if the generation was cancelled meanwhile)."""
+        logits = None
+        for start in range(0, len(prompt), PREFILL_CHUNK):
+            if gen.cancelled.is_set():
+                return None
+            logits = self._forward(model, prompt[start:start + PREFILL_CHUNK], cache)
+        return logits
+
     def _stream(
         self,
         gen: Generation,
@@ -257,16 +295,36 @@ class ChatModel:
         with self.lock:
             model = self.base if adapter_dir is None else self.adapters.get(adapter_dir)
         generator = torch.Generator(device=self.device)
-        generator.manual_seed(
-            params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
-        )
+        seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
+        generator.manual_seed(seed % 2**64)  # any integer: torch takes 64 bits
         detok = IncrementalDetokenizer(self.tokenizer)
         stops = StopMatcher(params.stop)
-        cache = DynamicCache(config=self.base.config)
-        logits = self._forward(model, prompt, cache)
         gen.finish_reason = "length"
+        cache = DynamicCache(config=self.base.config)
+        try:
+            yield from self._decode(gen, model, prompt, cache, params, generator, detok, stops, max_new, t0)
+        finally:
+            del cache
+            if len(prompt) >= LONG_PROMPT:
+                release_memory()
+        gen.extra["seconds"] = time.perf_counter() - t0
+
+    def _decode(
+        self,
+        gen: Generation,
+        model: Any,
+        prompt: list[int],
+        cache: DynamicCache,
+        params: GenerationParams,
+        generator: torch.Generator,
+        detok: IncrementalDetokenizer,
+        stops: StopMatcher,
+        max_new: int,
+        t0: float,
+    ) -> Iterator[str]:
+        logits = self._prefill(model, prompt, cache, gen)
         hit = False
-        while gen.completion_tokens < max_new:
+        while logits is not None and gen.completion_tokens < max_new and not gen.cancelled.is_set():
             token = sample_next(logits, params.temperature, params.top_p, generator)
             gen.completion_tokens += 1
             if token in self.eos_ids:
@@ -281,7 +339,7 @@ class ChatModel:
                 break
             if gen.completion_tokens < max_new:
                 logits = self._forward(model, [token], cache)
-        if not hit:  # ended by EOS or length: release held-back text
+        if not hit and not gen.cancelled.is_set():  # ended by EOS or length: release held-back text
             out, hit = stops.feed(detok.flush())
             if hit:
                 gen.finish_reason = "stop"
@@ -290,7 +348,6 @@ class ChatModel:
             if out:
                 gen.extra.setdefault("time_to_first_token_s", time.perf_counter() - t0)
                 yield out
-        gen.extra["seconds"] = time.perf_counter() - t0
 
     def complete(
         self,

@@ -15,12 +15,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from trainer.datadir import partial_name, private_dirs, replace_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -196,14 +197,12 @@ def convert_gguf(directory: Path, filename: str, target: Path,
         model.generation_config.eos_token_id = eos
     del quantised
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    private_dirs(target.parent)
+    tmp = partial_name(target)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     (tmp / _CACHE_MARKER).write_text(
         json.dumps({"source": str(directory / filename)}, indent=2) + "\n"
     )
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    replace_dir(tmp, target)
     return target

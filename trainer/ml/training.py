@@ -39,6 +39,9 @@ from trainer.engine import (
 from trainer.ml.checkpoints import (
     ResumeState,
     checkpoint_dir,
+    discard_resume_state,
+    is_adapter_dir,
+    link_adapter,
     load_resume_state,
     save_adapter,
     save_checkpoint,
@@ -180,6 +183,7 @@ class LoraTrainer:
         callbacks.on_start(total_steps, None)
         t_train = time.perf_counter()
         metrics: StepMetrics | None = None
+        previous = request.resume_from  # holds the resume state in use until a newer one is recorded
         try:
             for epoch in range(start_epoch, hp.n_epochs):
                 order = _epoch_order(n, request.seed, epoch)
@@ -208,8 +212,13 @@ class LoraTrainer:
                     metrics,
                 )
                 callbacks.on_checkpoint(Checkpoint(step, epoch + 1, ckpt, metrics))
+                if previous is not None and previous != ckpt:  # recorded: resume from the new one
+                    discard_resume_state(previous)
+                previous = ckpt
             adapter_dir = request.output_dir / "adapter"
-            save_adapter(model, adapter_dir)
+            last = checkpoint_dir(request.output_dir, hp.n_epochs)
+            if not (is_adapter_dir(last) and link_adapter(last, adapter_dir)):
+                save_adapter(model, adapter_dir)
         except torch.OutOfMemoryError as exc:
             raise TrainingError(f"out of memory: {exc}", "out_of_memory") from exc
         finally:
