@@ -7,6 +7,17 @@ Text-only examples, the common case, are validated, counted and fingerprinted in
 over their messages. Large files are split at line boundaries and scanned by one process
 per core; the parts are merged in file order, so the report is the same as a single
 scan's.
+
+Bounds, whatever the file holds: only regular files are read (:func:`open_regular`: a
+FIFO, a device or a folder is refused with a message, never waited on); a line is read
+in reads of at most :data:`~bot.dataset.lines.MAX_LINE_BYTES` + 1 bytes and a longer one
+skipped in such reads; finding where to split a large file reads
+:data:`SPLIT_READ_BYTES` at a time; the problems listed are capped
+(:data:`~bot.dataset.lines.MAX_LISTED`), the duplicate buffer is fixed
+(:data:`~bot.dataset.duplicates.RUN_ENTRIES`) and the token cache is bounded in bytes
+(:data:`~bot.dataset.tokens.TOKEN_CACHE_BYTES`). So a scan's memory past the tokenizer's
+own is a few MiB per process on any file; ``tests/dataset/test_hostile_memory.py``
+measures it.
 """
 
 from __future__ import annotations
@@ -21,10 +32,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bot.dataset.cost import CostEstimate, TierProgress, estimate_cost, resolve_epochs, tier_for
 from bot.dataset.duplicates import Duplicate, DuplicateLog, Run, find_duplicates
+from bot.dataset.examples import ChatExample
+from bot.dataset.files import open_regular
 from bot.dataset.lines import ProblemLog, example_problems, is_blank, read_lines, read_problem
 from bot.dataset.pricing import ModelPrice
 from bot.dataset.tokens import REPLY_PRIMING, get_counter
@@ -39,6 +52,8 @@ from bot.dataset.validation import (
 
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 """Files smaller than this are scanned in-process: starting workers would cost more."""
+SPLIT_READ_BYTES = 1 << 16
+"""Bytes read at a time while looking for the end of the line a split point falls in."""
 
 
 @dataclass
@@ -97,7 +112,7 @@ class CheckReport:
             "tokens_estimated": self.estimated_tokens,
             "epochs": self.epochs,
             "charged_tokens": cost.charged_tokens if cost else 0,
-            "price_per_1k_usd": str(cost.price_per_1k) if cost else None,
+            "price_per_1k_usd": format(cost.price_per_1k, "f") if cost else None,
             "estimated_cost_usd": float(cost.cost_rounded()) if cost else None,
             "model_retired": cost.retired if cost else False,
             "shutdown_date": cost.shutdown_date.isoformat() if cost and cost.shutdown_date else None,
@@ -107,22 +122,27 @@ class CheckReport:
 def fingerprint(obj: dict[str, Any]) -> int:
     """A 64-bit fingerprint of an example's content, independent of key order.
 
-    Text-only examples (see :func:`_plain`) hash their (role, content) pairs; others hash
-    their messages' (key, value) sets, and anything with nested values a digest of
-    canonical JSON. Python's string hash is seeded per process, so fingerprints compare
-    only within one run (and its forked workers).
+    Two lines have the same fingerprint exactly when the import would store them as the
+    same example (:meth:`ChatExample.content_hash`), so ``tunecord check`` and the import
+    name the same duplicates. Text-only examples (see :func:`_plain`) hash their (role,
+    content) pairs; others a digest of the canonical JSON of the example the import
+    stores. Python's string hash is seeded per process, so fingerprints compare only
+    within one run (and its forked workers).
     """
-    messages = obj["messages"]
-    if len(obj) == 1 and all(len(m) == 2 and "role" in m and "content" in m for m in messages):
-        return _plain_fingerprint(messages)
-    try:
-        key: tuple[Any, ...] = tuple(frozenset(m.items()) for m in messages)
-        if len(obj) > 1:
-            key = (key, json.dumps(obj, sort_keys=True))
-        return hash(key) & _U64
-    except TypeError:
-        text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+    if _plain_shaped(obj):
+        return _plain_fingerprint(obj["messages"])
+    canonical = ChatExample.from_obj(obj).to_obj()
+    if _plain_shaped(canonical):
+        return _plain_fingerprint(canonical["messages"])
+    text = json.dumps(canonical, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big")
+
+
+def _plain_shaped(obj: dict[str, Any]) -> bool:
+    return len(obj) == 1 and all(
+        len(m) == 2 and type(m.get("role")) is str and type(m.get("content")) is str
+        for m in obj["messages"]
+    )
 
 
 def _plain_fingerprint(messages: list[dict[str, Any]]) -> int:
@@ -330,15 +350,14 @@ def check_file(
 ) -> CheckReport:
     """Check a file; large files are split across ``workers`` processes (default: cores)."""
     path = Path(path)
-    size = path.stat().st_size
     workers = workers or os.cpu_count() or 1
     methods = multiprocessing.get_all_start_methods()
-    with tempfile.TemporaryDirectory(prefix="tunecord-check-") as spill:
+    with tempfile.TemporaryDirectory(prefix="tunecord-check-") as spill, open_regular(path) as stream:
+        size = os.fstat(stream.fileno()).st_size
         if workers < 2 or size < parallel_min_bytes or "fork" not in methods:
-            with open(path, "rb") as stream:
-                scan = _scan(read_lines(stream), price, spill, keep=False)
+            scan = _scan(read_lines(stream), price, spill, keep=False)
             return _finish([scan], price, epochs, today, spill)
-        parts = _split(path, size, workers)
+        parts = _split(stream, size, workers)
         context = multiprocessing.get_context("fork")
         with context.Pool(len(parts)) as pool:
             scans = pool.starmap(
@@ -347,29 +366,44 @@ def check_file(
         return _finish(scans, price, epochs, today, spill)
 
 
-def _split(path: Path, size: int, parts: int) -> list[tuple[int, int, int]]:
+def _split(stream: IO[bytes], size: int, parts: int) -> list[tuple[int, int, int]]:
     """(start byte, end byte, first line number) of ``parts`` runs of whole lines."""
     bounds = [0]
-    with open(path, "rb") as stream:
-        for i in range(1, parts):
-            stream.seek(max(size * i // parts, bounds[-1]))
-            stream.readline()
-            bounds.append(min(stream.tell(), size))
-        bounds.append(size)
-        first_lines = [1]
-        stream.seek(0)
-        position = 0
-        lines = 0
-        for bound in bounds[1:-1]:
-            while position < bound:
-                block = stream.read(min(1 << 20, bound - position))
-                lines += block.count(b"\n")
-                position += len(block)
-            first_lines.append(lines + 1)
+    for i in range(1, parts):
+        bounds.append(_next_line_start(stream, max(size * i // parts, bounds[-1]), size))
+    bounds.append(size)
+    first_lines = [1]
+    stream.seek(0)
+    position = 0
+    lines = 0
+    for bound in bounds[1:-1]:
+        while position < bound:
+            block = stream.read(min(SPLIT_READ_BYTES, bound - position))
+            if not block:
+                break
+            lines += block.count(b"\n")
+            position += len(block)
+        first_lines.append(lines + 1)
     return [(bounds[i], bounds[i + 1], first_lines[i]) for i in range(parts) if bounds[i] < bounds[i + 1]]
 
 
+def _next_line_start(stream: IO[bytes], offset: int, size: int) -> int:
+    """The offset just past the first newline at or after ``offset`` (``size`` if none),
+    found in reads of :data:`SPLIT_READ_BYTES`: a line of any length costs no memory."""
+    stream.seek(offset)
+    position = offset
+    while position < size:
+        block = stream.read(SPLIT_READ_BYTES)
+        if not block:
+            break
+        newline = block.find(b"\n")
+        if newline >= 0:
+            return min(position + newline + 1, size)
+        position += len(block)
+    return size
+
+
 def _scan_part(path: str, start: int, end: int, first_line: int, price: ModelPrice, spill: str) -> _Scan:
-    with open(path, "rb") as stream:
+    with open_regular(path) as stream:
         stream.seek(start)
         return _scan(read_lines(stream, first_line=first_line, end=end), price, spill, keep=True)

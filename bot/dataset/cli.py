@@ -1,4 +1,11 @@
-"""``tunecord`` command line: tools for server admins outside Discord."""
+"""``tunecord`` command line: tools for server admins outside Discord.
+
+Whatever it is given, ``tunecord check`` answers with a report or one line on stderr, never
+a traceback: a file that is not a regular file, a bad price file, an unknown model are
+usage errors (exit 2); a file with bad lines is a report (exit 1). Output goes to any
+stdout: text the terminal's encoding cannot show is escaped (``\\u00e9``), and a reader
+that stops early (``tunecord check f | head``) ends the output quietly.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bot.dataset.checker import CheckReport, check_file
-from bot.dataset.pricing import PriceCatalogue, UnknownModel
+from bot.dataset.errors import UserError
+from bot.dataset.files import NotARegularFile
+from bot.dataset.pricing import PriceCatalogue, PriceFileError, UnknownModel
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE = 0, 1, 2
 SHOWN_PROBLEMS = 50
@@ -58,25 +67,66 @@ def _env_prices() -> Path | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _escape_unencodable(sys.stdout)
+    _escape_unencodable(sys.stderr)
     args = build_parser().parse_args(argv)
+    prices = args.prices or _env_prices()
     try:
-        catalogue = PriceCatalogue.load(args.prices or _env_prices())
-        price = catalogue.get(args.model)
-        report = check_file(args.file, price, epochs=args.epochs)
-    except UnknownModel as exc:
-        print(f"tunecord check: {exc.args[0]}", file=sys.stderr)
-        return EXIT_USAGE
+        catalogue = PriceCatalogue.load(prices)
+    except PriceFileError as exc:
+        return _usage_error(f"bad price file {prices}: {exc}")
     except OSError as exc:
-        print(f"tunecord check: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return EXIT_USAGE
-    except (ValueError, KeyError) as exc:
-        print(f"tunecord check: bad price file: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.json:
-        print(json.dumps(report.to_json(), ensure_ascii=False))
-    else:
-        print(render(report))
+        return _usage_error(f"cannot read the price file {prices}: {exc.strerror or exc}")
+    try:
+        price = catalogue.get(args.model)
+    except UnknownModel as exc:
+        return _usage_error(str(exc.args[0]))
+    try:
+        report = check_file(args.file, price, epochs=args.epochs)
+    except NotARegularFile as exc:
+        return _usage_error(f"cannot read {args.file}: it is {exc.kind}, not a regular file")
+    except UserError as exc:  # e.g. a tokenizer that cannot be loaded
+        return _usage_error(str(exc))
+    except OSError as exc:
+        return _usage_error(f"cannot read {exc.filename or args.file}: {exc.strerror or exc}")
+    output = json.dumps(report.to_json(), ensure_ascii=False) if args.json else render(report)
+    _write(output)
     return EXIT_OK if report.trainable else EXIT_ERRORS
+
+
+def _usage_error(message: str) -> int:
+    try:
+        print(f"tunecord check: {message}", file=sys.stderr)
+    except BrokenPipeError:  # pragma: no cover - stderr closed too
+        pass
+    return EXIT_USAGE
+
+
+def _write(text: str) -> None:
+    """Print ``text``; a reader that stopped reading (``| head``) is not an error."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Nothing more can be shown; point stdout at /dev/null so the interpreter's final
+        # flush does not report the closed pipe either.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # pragma: no cover - stdout without a descriptor
+            pass
+
+
+def _escape_unencodable(stream: object) -> None:
+    """Escape what the stream's encoding cannot write (an ASCII or Latin-1 terminal)
+    instead of failing on it."""
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is not None:
+        try:
+            reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # pragma: no cover - a stream that cannot change
+            pass
 
 
 def render(report: CheckReport) -> str:
@@ -104,7 +154,7 @@ def render(report: CheckReport) -> str:
         f"Billed tokens:   {report.billed_tokens:,} ({report.encoding}){approx}",
         f"Epochs:          {report.epochs}",
         f"Estimated cost:  ${cost.cost_rounded()} "
-        f"(${cost.price_per_1k}/1K x {report.billed_tokens:,} tokens x {report.epochs} epochs, {report.model})",
+        f"(${cost.price_per_1k:f}/1K x {report.billed_tokens:,} tokens x {report.epochs} epochs, {report.model})",
     ]
     if cost.retired:
         lines.append(f"Note: {report.model} was shut down on {cost.shutdown_date}; this estimate is for reference only.")

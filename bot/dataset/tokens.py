@@ -16,11 +16,18 @@ Where a model's tokenizer is not available its examples are counted cookbook-sty
 
 Model ids resolve to encodings through a :class:`PriceCatalogue` the caller passes in (the
 bundled one or a server owner's price file): nothing here loads or caches one.
+
+Each shared counter remembers the counts of texts that repeat (system prompts) in a cache
+bounded by bytes, not entries: only texts of at most :data:`TOKEN_CACHE_TEXT_BYTES` are
+kept, and when the texts kept would take more than :data:`TOKEN_CACHE_BYTES` of memory
+the cache starts over. So after any import or check a counter holds at most that much.
 """
 
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -30,6 +37,7 @@ from typing import Any
 import tiktoken
 
 from bot.dataset import model_tokens
+from bot.dataset.errors import UserError
 from bot.dataset.examples import ChatExample
 from bot.dataset.model_tokens import ChatTokenCounter, TemplateError
 from bot.dataset.pricing import PriceCatalogue, UnknownModel, base_model_of
@@ -39,7 +47,13 @@ TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 FALLBACK_ENCODING = "o200k_base"
 _EXACT_KEYS = frozenset({"role", "content", "name"})
-_CACHE_LIMIT = 65_536
+TOKEN_CACHE_BYTES = 512 * 1024
+"""The most memory (``sys.getsizeof`` of the texts, plus :data:`_ENTRY_BYTES` an entry)
+one counter's cache of text counts takes."""
+TOKEN_CACHE_TEXT_BYTES = 16 * 1024
+"""Texts larger than this in memory are counted every time, never cached."""
+_ENTRY_BYTES = 100
+"""What one cache entry costs besides its text: the dict slot, the int, the hash."""
 
 MODEL_PREFIX = "model:"
 
@@ -102,6 +116,8 @@ class TokenCounter:
         self.encoding = encoding
         self._count_text, self.approximate = _counter_for(encoding)
         self._cache: dict[str, int] = {}
+        self._cache_bytes = 0
+        self._cache_lock = threading.Lock()
         self._role_cost = self.message_costs(("system", "user", "assistant", "tool", "function"))
 
     def message_costs(self, roles: Iterable[str]) -> dict[Any, int]:
@@ -112,10 +128,25 @@ class TokenCounter:
         n = self._cache.get(text)
         if n is None:
             n = self._count_text(text)
-            if len(self._cache) >= _CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[text] = n
+            size = sys.getsizeof(text)
+            if size <= TOKEN_CACHE_TEXT_BYTES:
+                self._remember(text, n, size + _ENTRY_BYTES)
         return n
+
+    def _remember(self, text: str, n: int, size: int) -> None:
+        with self._cache_lock:  # counters are shared between threads
+            if text in self._cache:
+                return
+            if self._cache_bytes + size > TOKEN_CACHE_BYTES:
+                self._cache.clear()
+                self._cache_bytes = 0
+            self._cache[text] = n
+            self._cache_bytes += size
+
+    @property
+    def cached_bytes(self) -> int:
+        """Memory the text cache takes, as it is bounded (at most :data:`TOKEN_CACHE_BYTES`)."""
+        return self._cache_bytes
 
     def count_messages(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Any] | None = None
@@ -181,6 +212,8 @@ class ModelTokenCounter(TokenCounter):
         self.approximate = False
         self._count_text = chat.count_text
         self._cache = {}
+        self._cache_bytes = 0
+        self._cache_lock = threading.Lock()
         self._role_cost = {}
 
     def message_costs(self, roles: Iterable[str]) -> dict[Any, int]:
@@ -233,8 +266,65 @@ def _counter_for(encoding: str) -> tuple[TextCounter, bool]:
         encoding, approximate = FALLBACK_ENCODING, True
     else:
         approximate = False
-    encode = tiktoken.get_encoding(encoding).encode_ordinary
-    return (lambda text: len(encode(text))), approximate
+    try:
+        tokenizer = tiktoken.get_encoding(encoding)
+    except (OSError, ValueError) as exc:  # no cached copy and no network; unknown name
+        raise EncodingUnavailable(
+            f"the {encoding} tokenizer cannot be loaded (is it in TIKTOKEN_CACHE_DIR?): {exc}"
+        ) from None
+    return _tiktoken_counter(tokenizer), approximate
+
+
+class EncodingUnavailable(UserError):
+    """A tiktoken encoding that cannot be loaded here (not cached, no network)."""
+
+
+LONG_WHITESPACE = 1 << 16
+"""Texts with a whitespace run at least this long are counted by :func:`count_by_pieces`
+(tiktoken's own split panics on runs of about a million characters)."""
+
+
+def _tiktoken_counter(tokenizer: tiktoken.Encoding) -> TextCounter:
+    encode = tokenizer.encode_ordinary
+
+    def count(text: str) -> int:
+        if len(text) >= LONG_WHITESPACE and has_long_whitespace(text):
+            return count_by_pieces(tokenizer, text)
+        try:
+            return len(encode(text))
+        except BaseException as exc:  # a Rust panic is a BaseException
+            if type(exc).__name__ != "PanicException":
+                raise
+            return count_by_pieces(tokenizer, text)
+
+    return count
+
+
+def has_long_whitespace(text: str, run: int = LONG_WHITESPACE) -> bool:
+    """Whether ``text`` may hold a whitespace run of ``run`` characters: such a run covers
+    two consecutive multiples of ``run // 2`` and everything between, so only those
+    positions are looked at (a few per megabyte)."""
+    step = run // 2
+    for start in range(0, len(text) - step, step):
+        if text[start].isspace() and text[start + step].isspace() and text[start : start + step + 1].isspace():
+            return True
+    return False
+
+
+def count_by_pieces(tokenizer: tiktoken.Encoding, text: str) -> int:
+    """The token count of ``text`` when tiktoken's own split gives up.
+
+    tiktoken's regex engine stops with a panic on a whitespace run of about a million
+    characters (it backtracks over the whole run), which a 1 MiB line can hold. This
+    splits the text with the same pattern using :mod:`regex` (a tiktoken dependency, with
+    no such limit) and counts each piece with the same byte-pair merges, which is what
+    tiktoken does when it can.
+    """
+    import regex
+
+    pieces = regex.compile(tokenizer._pat_str)
+    encode_piece = tokenizer._core_bpe.encode_single_piece
+    return sum(len(encode_piece(match.group().encode("utf-8"))) for match in pieces.finditer(text))
 
 
 def _json(value: Any) -> str:

@@ -5,18 +5,35 @@ Codes from OpenAI's data-preparation cookbook keep their names (``data_type``,
 ``missing_messages_list``, ``message_missing_key``, ``message_unrecognized_key``,
 ``unrecognized_role``, ``missing_content``, ``example_missing_assistant_message``); the
 rest cover what OpenAI's API rejects or what would silently waste a training run.
+
+Bounds: JSON nested deeper than :data:`MAX_DEPTH` levels (objects and lists, the line's
+own object included; tool-call ``arguments`` are measured on their own) is refused as
+``nested_too_deep``, so nothing downstream (fingerprints, token counts, templates,
+export) recurses without limit; one example lists at most
+:data:`MAX_PROBLEMS_PER_EXAMPLE` problems, and user text quoted in a message (keys,
+roles, ids) is cut to :data:`MAX_QUOTED` characters, so a report's size does not grow
+with a hostile line's.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Literal
 
 MIN_EXAMPLES = 10
 """OpenAI refuses to train on fewer examples (``invalid_n_examples``)."""
+MAX_DEPTH = 100
+"""The deepest nesting of objects and lists accepted in an example (a chat example is 3
+levels deep; a tool's JSON schema a few more per nested property)."""
+MAX_PROBLEMS_PER_EXAMPLE = 20
+"""Problems listed for one example; an example with more is refused all the same."""
+MAX_QUOTED = 60
+"""The most characters of a user's value (key, role, id) quoted in a message."""
 
 Severity = Literal["error", "warning"]
 
@@ -35,7 +52,7 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; keep working without it
     fast_loads = json.loads
 
-_LONG_NUMBER = re.compile(r"\d{20}")
+_LONG_NUMBER = re.compile(r"[0-9]{20}")
 _SPECIAL_TOKEN = re.compile(r"<\|[A-Za-z0-9_]+\|>")
 
 
@@ -77,37 +94,66 @@ def problem(
 
 
 def parse_line(text: str, line: int) -> tuple[Any, list[Problem]]:
-    """Decode one JSONL line; invalid JSON becomes an ``invalid_json`` problem.
+    """Decode one JSONL line; invalid JSON becomes an ``invalid_json`` problem, nesting
+    too deep for the decoder ``nested_too_deep``, a lone surrogate ``invalid_encoding``.
+    """
+    try:
+        return decode_json(text), []
+    except JsonRefused as exc:
+        return None, [problem(exc.code, exc.detail, line=line)]
+
+
+class JsonRefused(ValueError):
+    """Text :func:`decode_json` refuses; ``code`` and ``detail`` say why."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+NESTED_TOO_DEEP = f"values are nested more than {MAX_DEPTH} levels deep"
+"""The message of ``nested_too_deep``."""
+
+
+def decode_json(text: str, *, surrogates: bool = False) -> Any:
+    """Strict JSON: no NaN or Infinity, no number too large for a float, no lone
+    surrogate escape (unless ``surrogates``); big integers kept exact. Raises
+    :class:`JsonRefused`, never ``RecursionError``.
 
     orjson decodes the common case; whatever it refuses (big integers, NaN, lone
-    surrogates, invalid JSON) goes through :mod:`json`, which decides and explains.
+    surrogates, nesting past its limit, invalid JSON) goes through :mod:`json`, which
+    decides and explains.
     """
     if _LONG_NUMBER.search(text) is None:  # orjson reads integers past 64 bits as floats
         try:
-            return fast_loads(text), []
+            return fast_loads(text)
         except ValueError:
             pass
+    # json recurses per level: measured on the text first, deep nesting gets the same
+    # verdict whatever else is wrong and however deep the caller's stack already is.
+    if text_nested_too_deep(text):
+        raise JsonRefused("nested_too_deep", NESTED_TOO_DEEP)
     try:
         obj = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NotJson as exc:
-        return None, [problem("invalid_json", f"not valid JSON ({exc})", line=line)]
-    except (ValueError, RecursionError) as exc:
+        raise JsonRefused("invalid_json", f"not valid JSON ({exc})") from None
+    except RecursionError:
+        raise JsonRefused("nested_too_deep", NESTED_TOO_DEEP) from None
+    except ValueError as exc:
         if isinstance(exc, json.JSONDecodeError):
             detail = exc.msg
         elif "int_max_str_digits" in str(exc):
             detail = "a number has more than 4,300 digits"
-        else:
-            detail = str(exc)
-        return None, [problem("invalid_json", f"not valid JSON ({detail})", line=line)]
-    if "\\u" in text and _has_lone_surrogate(obj):
-        return None, [
-            problem(
-                "invalid_encoding",
-                "contains a lone surrogate escape (such as \\ud800), which is not valid Unicode",
-                line=line,
-            )
-        ]
-    return obj, []
+        else:  # pragma: no cover - json raises only the two above
+            detail = "unreadable"
+        raise JsonRefused("invalid_json", f"not valid JSON ({detail})") from None
+    if not surrogates and "\\u" in text and _has_lone_surrogate(obj):
+        raise JsonRefused(
+            "invalid_encoding",
+            "contains a lone surrogate escape (such as \\ud800), which is not valid Unicode",
+        )
+    return obj
 
 
 class _NotJson(ValueError):
@@ -125,13 +171,58 @@ def _finite_float(literal: str) -> float:
     return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _has_lone_surrogate(obj: Any) -> bool:
-    try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    except (ValueError, RecursionError):
+    """Whether a string anywhere in ``obj`` (keys included) holds a surrogate, which no
+    UTF-8 text can (iterative: any depth)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEPS = str.maketrans({"[": "\x01", "{": "\x01", "]": "\xff", "}": "\xff"})
+
+
+def text_nested_too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Whether the brackets of JSON ``text`` (outside its strings) nest more than
+    ``limit`` deep; counted without recursion or a Python loop over the text."""
+    if text.count("[") + text.count("{") <= limit:
         return False
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if brackets.count("[") + brackets.count("{") <= limit:
+        return False
+    steps = array("b", brackets.translate(_STEPS).encode("latin-1"))
+    return max(accumulate(steps)) > limit
+
+
+def nested_too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether objects and lists in ``value`` nest more than ``limit`` levels (iterative,
+    so any depth is measured without recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
     return False
 
 
@@ -144,8 +235,12 @@ def validate_example(
     found: list[Problem] = []
 
     def add(code: str, text: str, severity: Severity = "error") -> None:
-        found.append(problem(code, text, line=line, example_id=example_id, severity=severity))
+        if len(found) < MAX_PROBLEMS_PER_EXAMPLE:
+            found.append(problem(code, text, line=line, example_id=example_id, severity=severity))
 
+    if nested_too_deep(obj):
+        add("nested_too_deep", NESTED_TOO_DEEP)
+        return found
     if not isinstance(obj, dict):
         add("data_type", f"an example must be a JSON object, not {_type_name(obj)}")
         return found
@@ -156,7 +251,7 @@ def validate_example(
         return found
     for key in obj:
         if key not in _TOP_LEVEL_KEYS:
-            add("example_unrecognized_key", f"unrecognised key {key!r} next to 'messages'")
+            add("example_unrecognized_key", f"unrecognised key {_quoted(key)} next to 'messages'")
     _check_tools(obj, add)
 
     has_assistant = trained = False
@@ -175,7 +270,7 @@ def validate_example(
             continue
         for key in message:
             if key not in allowed:
-                add("message_unrecognized_key", f"message {index} ({role}) has unrecognised key {key!r}")
+                add("message_unrecognized_key", f"message {index} ({role}) has unrecognised key {_quoted(key)}")
         calls = message.get("tool_calls")
         function_call = message.get("function_call")
         makes_call = role == "assistant" and (calls is not None or function_call is not None)
@@ -198,7 +293,7 @@ def validate_example(
             if not isinstance(call_id, str) or not call_id:
                 add("invalid_tool_call", f"message {index} (tool) needs a 'tool_call_id' string")
             elif call_id not in call_ids:
-                add("invalid_tool_call", f"message {index} answers unknown tool call {call_id!r}")
+                add("invalid_tool_call", f"message {index} answers unknown tool call {_quoted(call_id)}")
     if not has_assistant:
         add("example_missing_assistant_message", "the example has no assistant message")
     elif not trained:
@@ -293,9 +388,15 @@ def _check_function(function: Any, where: str, add: Any) -> None:
         add("invalid_tool_call", f"{where} 'arguments' must be a JSON string")
         return
     try:
-        json.loads(arguments)
-    except ValueError:
-        add("invalid_tool_call", f"{where} 'arguments' is not valid JSON")
+        value = decode_json(arguments, surrogates=True)
+    except JsonRefused as exc:
+        if exc.code == "nested_too_deep":
+            add("invalid_tool_call", f"{where} 'arguments' is nested more than {MAX_DEPTH} levels deep")
+        else:
+            add("invalid_tool_call", f"{where} 'arguments' is not valid JSON")
+        return
+    if nested_too_deep(value):
+        add("invalid_tool_call", f"{where} 'arguments' is nested more than {MAX_DEPTH} levels deep")
 
 
 def _check_tools(obj: dict, add: Any) -> None:
@@ -331,7 +432,13 @@ def _shown(value: Any) -> str:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError, RecursionError):
         text = _type_name(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 3] + "..."
+
+
+def _quoted(name: str) -> str:
+    """A key or id as a message quotes it (``'extra'``), shortened."""
+    text = repr(name)
+    return text if len(text) <= MAX_QUOTED else text[: MAX_QUOTED - 4] + "...'"
 
 
 def _type_name(value: Any) -> str:

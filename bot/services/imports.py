@@ -4,8 +4,20 @@ Import streams the file a batch of lines at a time through the one per-line chec
 ``tunecord check`` and the trainer use (:func:`bot.dataset.lines.check_line`), so a line
 is refused here exactly when it is refused there, with the same code and message. It
 then skips content the dataset already has (earlier in the file included), counts tokens
-for the dataset's encoding and inserts each batch in one transaction with its counts. Parsing and tokenising run in a worker thread so the bot's
-event loop stays responsive; the write lock is held only while a batch is inserted.
+for the dataset's encoding and inserts each batch in one transaction with its counts.
+Parsing and tokenising run in a worker thread so the bot's event loop stays responsive;
+the write lock is held only while a batch is inserted.
+
+Bounds: a path is read only if it names a regular file (a FIFO, a device or a folder is
+refused with :class:`~bot.dataset.files.NotARegularFile`, never waited on); a line is at
+most :data:`~bot.dataset.lines.MAX_LINE_BYTES` (longer ones are skipped in bounded reads
+and reported); a batch ends at :data:`BATCH_SIZE` lines or once the examples it holds
+take :data:`BATCH_TEXT_BYTES` of text, whichever comes first, so a batch holds at most
+``BATCH_TEXT_BYTES`` plus one line of text (with its decoded form and canonical JSON, a
+few times that in memory); problems and duplicates listed are capped at
+:data:`~bot.dataset.lines.MAX_LISTED`; the token counter's cache is bounded in bytes
+(:data:`~bot.dataset.tokens.TOKEN_CACHE_BYTES`). Export writes chunks of at most
+:data:`BATCH_SIZE` lines or :data:`BATCH_TEXT_BYTES` bytes.
 
 Export writes the approved examples in id order, the dataset's system-prompt policy
 applied, one ``ChatExample.to_json()`` per line with ``\\n`` endings, UTF-8, no BOM: the
@@ -17,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -26,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from bot.dataset.examples import ChatExample
+from bot.dataset.files import open_regular
 from bot.dataset.lines import MAX_LISTED, ProblemLog, check_line, read_lines
 from bot.dataset.policy import apply_policy
 from bot.dataset.pricing import PriceCatalogue
@@ -42,6 +56,11 @@ from storage.examples import ExampleRepository, PreparedExample
 from storage.records import Dataset, ExampleSource, ExampleStatus
 
 BATCH_SIZE = 500
+"""The most lines checked, counted and inserted together."""
+BATCH_TEXT_BYTES = 4 * 1024 * 1024
+"""A batch ends once the canonical JSON of the examples it holds takes this much memory
+(4 MiB, ``sys.getsizeof``); with one line of at most 1 MiB past it, a batch holds at most
+5 MiB of example text."""
 
 Source = str | os.PathLike[str] | IO[bytes]
 
@@ -125,10 +144,14 @@ class _Batch:
     done: bool = False
 
 
-def _read_batch(lines: Iterator[tuple[int, str | None]], size: int) -> _Batch:
-    """Check up to ``size`` non-blank lines (runs in a worker thread)."""
+def _read_batch(
+    lines: Iterator[tuple[int, str | None]], size: int, max_bytes: int = BATCH_TEXT_BYTES
+) -> _Batch:
+    """Check up to ``size`` non-blank lines, fewer once the examples kept take
+    ``max_bytes`` of text (runs in a worker thread)."""
     batch = _Batch()
-    while len(batch.candidates) + len(batch.problems) < size:
+    held = 0
+    while batch.lines < size and held < max_bytes:
         item = next(lines, None)
         if item is None:
             batch.done = True
@@ -140,8 +163,10 @@ def _read_batch(lines: Iterator[tuple[int, str | None]], size: int) -> _Batch:
         batch.problems.extend(checked.problems)
         if checked.ok:
             example = ChatExample.from_obj(checked.example)
+            example_json = example.to_json()
+            held += sys.getsizeof(example_json)
             batch.candidates.append(
-                _Candidate(checked.number, example, example.to_json(), example.content_hash())
+                _Candidate(checked.number, example, example_json, example.content_hash())
             )
     return batch
 
@@ -257,7 +282,7 @@ async def _store_batch(
 
 def _open_binary(source: Source, stack: ExitStack) -> IO[bytes]:
     if isinstance(source, str | os.PathLike):
-        return stack.enter_context(open(source, "rb"))  # noqa: SIM115 - closed by the stack
+        return stack.enter_context(open_regular(source))
     if not isinstance(source.read(0), bytes):
         raise TypeError("import needs a binary file object (open the file with 'rb')")
     return source
@@ -280,14 +305,18 @@ async def iter_export_lines(
         raise NotFoundError(f"no dataset {dataset_id} in this server")
     examples = ExampleRepository(db)
     chunk: list[bytes] = []
+    held = 0
     async for record in examples.iterate(
         guild_id, dataset_id, status=ExampleStatus.APPROVED, batch_size=batch_size
     ):
         example = apply_policy(record.example, dataset.policy, dataset.system_prompt)
-        chunk.append(example.to_json().encode("utf-8") + b"\n")
-        if len(chunk) >= batch_size:
+        line = example.to_json().encode("utf-8") + b"\n"
+        chunk.append(line)
+        held += len(line)
+        if len(chunk) >= batch_size or held >= BATCH_TEXT_BYTES:
             yield b"".join(chunk)
             chunk.clear()
+            held = 0
     if chunk:
         yield b"".join(chunk)
 

@@ -48,6 +48,10 @@ TRICKY = {
         tools=[{"type": "function", "function": {"name": "f", "n": 123456789012345678901234567890}}]
     ),
     "special_token": json.dumps({"messages": [USER, {"role": "assistant", "content": "<|im_end|>"}]}),
+    "deep_arguments": json.dumps({"messages": [USER, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "[" * 2000 + "]" * 2000}}]}]}),
+    "deep_value": _obj().replace("}]}", "}], " + '"tools": ' + "[" * 1000 + "]" * 1000 + "}"),
+    "deep_line": "[" * 5000 + "]" * 5000,
 }
 GOOD = [example(n).to_json() for n in range(10)]
 
@@ -105,6 +109,9 @@ def test_the_tricky_lines_get_the_expected_verdicts(tmp_path):
         "no_assistant": ["example_missing_assistant_message"],
         "valid_big_integer": [],
         "special_token": ["special_token_text"],
+        "deep_arguments": ["invalid_tool_call"],
+        "deep_value": ["nested_too_deep"],
+        "deep_line": ["nested_too_deep"],
     }
 
 
