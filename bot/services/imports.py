@@ -290,6 +290,11 @@ def _open_binary(source: Source, stack: ExitStack) -> IO[bytes]:
 
 # -- export -------------------------------------------------------------------------------
 
+EXPORT_PAGE_ROWS = 64
+"""Examples the export reads from the database at a time: with lines of up to 1 MiB, a page
+holds at most 64 MiB of text whatever the dataset's size (its chunks are bounded by
+:data:`BATCH_TEXT_BYTES`)."""
+
 
 async def iter_export_lines(
     db: Database, guild_id: int, dataset_id: int, *, batch_size: int = BATCH_SIZE
@@ -307,7 +312,7 @@ async def iter_export_lines(
     chunk: list[bytes] = []
     held = 0
     async for record in examples.iterate(
-        guild_id, dataset_id, status=ExampleStatus.APPROVED, batch_size=batch_size
+        guild_id, dataset_id, status=ExampleStatus.APPROVED, batch_size=EXPORT_PAGE_ROWS
     ):
         example = apply_policy(record.example, dataset.policy, dataset.system_prompt)
         line = example.to_json().encode("utf-8") + b"\n"
