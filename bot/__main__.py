@@ -1,9 +1,11 @@
 """``python -m bot``: start tunecord.
 
-The composition root: settings, logging, the database, the price catalogue, the services
-and the Discord client are made here, once, and handed to what needs them. A start-up
-failure ends with one sentence on stderr and exit code 1 (2 for configuration errors);
-SIGTERM or Ctrl-C lets the interactions in progress finish, closes the database and exits 0.
+The composition root: settings, logging, the database, the price catalogue, the services,
+the backend (the bundled trainer started as a child process, by default), its provider and
+the Discord client are made here, once, and handed to what needs them. A start-up failure
+ends with one sentence on stderr and exit code 1 (2 for configuration errors); SIGTERM or
+Ctrl-C lets the interactions in progress finish, then stops the trainer, closes the
+database and exits 0.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import logging
 import os
 import sys
 
+from bot.backend.running import running_backend
 from bot.client.bot import create_bot
 from bot.client.endpoints import point_discord_at
 from bot.client.lifecycle import serve, stop_event_on_signals
 from bot.errors import StartupError
 from bot.log_setup import configure_logging
+from bot.providers import build_provider
 from bot.services.registry import build_services
 from bot.settings import Settings, SettingsError, load_settings
 from bot.startup import load_catalogue, open_storage
@@ -40,8 +44,16 @@ async def run(settings: Settings, token: str) -> None:
     storage = await open_storage(settings.database_path)
     try:
         catalogue = load_catalogue(settings.prices_path)
-        bot = create_bot(settings, storage, catalogue, build_services(storage, catalogue))
-        await serve(bot, token, stop)
+        async with running_backend(settings, stop) as trainer:
+            provider = (
+                build_provider(settings, base_url=trainer.url, api_key=trainer.api_key)
+                if trainer is not None
+                else build_provider(settings)
+            )
+            bot = create_bot(
+                settings, storage, catalogue, build_services(storage, catalogue), provider=provider
+            )
+            await serve(bot, token, stop)
     finally:
         await storage.close()
         log.info("database closed")

@@ -7,14 +7,21 @@ the resulting :class:`Settings` is passed to whatever needs it. Secrets never ap
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
 BACKENDS = ("trainer", "openai")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+EXTRA_BODY_PARTS = ("jobs", "chat")
+"""Which requests ``TUNECORD_PROVIDER_EXTRA_BODY`` adds fields to: job creation, chat completions."""
+EXTRA_BODY_EXAMPLE = '{"jobs": {"trainingType": "GlobalStandard"}, "chat": {"top_k": 40}}'
 
 
 class SettingsError(ValueError):
@@ -38,6 +45,16 @@ class Settings:
     discord_api_base: str | None = None
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None
+    job_poll_seconds: float = 30.0
+    provider_connect_timeout: float = 5.0
+    provider_timeout: float = 120.0
+    provider_max_retries: int = 2
+    provider_extra_body: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
+    """Extra JSON fields per request kind (``jobs``, ``chat``), for providers that need them."""
+    trainer_port: int | None = None
+    """The port of the trainer the bot starts: TRAINER_URL's when it was set (loopback);
+    ``None``: a free port, picked at start."""
+    trainer_start_timeout: float = 120.0
 
     @property
     def backend_url(self) -> str | None:
@@ -76,6 +93,71 @@ def _snowflake(name: str, value: str | None) -> int | None:
     return int(value)
 
 
+def _number(
+    name: str, value: str | None, default: float, low: float, high: float, *, integer: bool = False
+) -> float:
+    if value is None:
+        return default
+    try:
+        number = int(value) if integer else float(value)
+    except ValueError:
+        kind = "a whole number" if integer else "a number"
+        raise SettingsError(f"{name} must be {kind} between {low:g} and {high:g}, not {value!r}") from None
+    if not low <= number <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, not {value!r}")
+    return number
+
+
+def _extra_body(value: str | None) -> dict[str, dict[str, Any]]:
+    if value is None:
+        return {}
+    fix = (
+        "TUNECORD_PROVIDER_EXTRA_BODY must be a JSON object whose keys are "
+        f"{' and/or '.join(EXTRA_BODY_PARTS)}, each an object of extra request fields, "
+        f"such as {EXTRA_BODY_EXAMPLE}"
+    )
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise SettingsError(f"{fix}; it is not valid JSON") from None
+    if not isinstance(parsed, dict):
+        raise SettingsError(fix)
+    unknown = sorted(set(parsed) - set(EXTRA_BODY_PARTS))
+    if unknown:
+        raise SettingsError(f"{fix}; unknown key {unknown[0]!r}")
+    if not all(isinstance(v, dict) for v in parsed.values()):
+        raise SettingsError(fix)
+    return parsed
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (``127.0.0.0/8``, ``::1``)."""
+    name = host.strip().strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _trainer_port(url: str | None, starting: bool) -> int | None:
+    """TRAINER_URL's port for the trainer the bot starts (``None``: pick a free one)."""
+    if url is None or not starting:
+        return None
+    parts = urlsplit(url)
+    if not is_loopback_host(parts.hostname or ""):
+        raise SettingsError(
+            f"TRAINER_URL points at {parts.hostname}, but TUNECORD_START_TRAINER starts a trainer on "
+            "this machine: set TUNECORD_START_TRAINER=false to use the trainer at TRAINER_URL, "
+            "or leave TRAINER_URL empty (or on 127.0.0.1)"
+        )
+    try:
+        return parts.port
+    except ValueError:
+        raise SettingsError(f"TRAINER_URL has an invalid port: {url!r}") from None
+
+
 def load_settings(
     environ: Mapping[str, str], env_file: Path | None = Path(".env")
 ) -> Settings:
@@ -99,6 +181,9 @@ def load_settings(
         start_trainer = _flag(get("TUNECORD_START_TRAINER"), backend == "trainer")
     except SettingsError as exc:
         raise SettingsError(f"TUNECORD_START_TRAINER: {exc}") from None
+    trainer_url = _url(
+        "TRAINER_URL", get("TRAINER_URL"), ("http", "https"), "http://127.0.0.1:8000/v1"
+    )
     log_level = (get("TUNECORD_LOG_LEVEL") or "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise SettingsError(
@@ -108,7 +193,7 @@ def load_settings(
         discord_token=get("DISCORD_TOKEN"),
         database_path=Path(get("TUNECORD_DB") or Settings.database_path),
         backend=backend,
-        trainer_url=get("TRAINER_URL") or Settings.trainer_url,
+        trainer_url=trainer_url or Settings.trainer_url,
         trainer_api_key=get("TRAINER_API_KEY"),
         start_trainer=start_trainer,
         trainer_data_dir=Path(get("TRAINER_DATA_DIR") or Settings.trainer_data_dir),
@@ -126,4 +211,24 @@ def load_settings(
             "ws://127.0.0.1:8080/gateway",
         ),
         dev_guild_id=_snowflake("DEV_GUILD_ID", get("DEV_GUILD_ID")),
+        job_poll_seconds=_number(
+            "TUNECORD_JOB_POLL_SECONDS", get("TUNECORD_JOB_POLL_SECONDS"), 30.0, 1, 86_400
+        ),
+        provider_connect_timeout=_number(
+            "TUNECORD_PROVIDER_CONNECT_TIMEOUT", get("TUNECORD_PROVIDER_CONNECT_TIMEOUT"), 5.0, 0.1, 120
+        ),
+        provider_timeout=_number(
+            "TUNECORD_PROVIDER_TIMEOUT", get("TUNECORD_PROVIDER_TIMEOUT"), 120.0, 1, 3_600
+        ),
+        provider_max_retries=int(
+            _number(
+                "TUNECORD_PROVIDER_MAX_RETRIES", get("TUNECORD_PROVIDER_MAX_RETRIES"), 2, 0, 10,
+                integer=True,
+            )
+        ),
+        provider_extra_body=_extra_body(get("TUNECORD_PROVIDER_EXTRA_BODY")),
+        trainer_port=_trainer_port(trainer_url, backend == "trainer" and start_trainer),
+        trainer_start_timeout=_number(
+            "TUNECORD_TRAINER_START_TIMEOUT", get("TUNECORD_TRAINER_START_TIMEOUT"), 120.0, 1, 3_600
+        ),
     )

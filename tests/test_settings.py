@@ -82,3 +82,61 @@ def test_running_without_a_token_asks_for_one(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "bot"], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "DISCORD_TOKEN" in proc.stderr
+
+
+def test_backend_timeouts_retries_and_polling():
+    defaults = load_settings({}, None)
+    assert defaults.job_poll_seconds == 30
+    assert (defaults.provider_connect_timeout, defaults.provider_timeout) == (5, 120)
+    assert defaults.provider_max_retries == 2 and defaults.trainer_start_timeout == 120
+    assert defaults.provider_extra_body == {}
+    settings = load_settings(
+        {
+            "TUNECORD_JOB_POLL_SECONDS": "5",
+            "TUNECORD_PROVIDER_CONNECT_TIMEOUT": "1.5",
+            "TUNECORD_PROVIDER_TIMEOUT": "300",
+            "TUNECORD_PROVIDER_MAX_RETRIES": "0",
+            "TUNECORD_TRAINER_START_TIMEOUT": "600",
+        },
+        None,
+    )
+    assert (settings.job_poll_seconds, settings.provider_connect_timeout) == (5, 1.5)
+    assert (settings.provider_timeout, settings.provider_max_retries) == (300, 0)
+    assert settings.trainer_start_timeout == 600
+    with pytest.raises(SettingsError, match="TUNECORD_JOB_POLL_SECONDS must be between 1 and 86400"):
+        load_settings({"TUNECORD_JOB_POLL_SECONDS": "0.5"}, None)
+    with pytest.raises(SettingsError, match="TUNECORD_PROVIDER_MAX_RETRIES must be a whole number"):
+        load_settings({"TUNECORD_PROVIDER_MAX_RETRIES": "2.5"}, None)
+    with pytest.raises(SettingsError, match="TUNECORD_PROVIDER_TIMEOUT must be a number"):
+        load_settings({"TUNECORD_PROVIDER_TIMEOUT": "soon"}, None)
+
+
+def test_provider_extra_body_is_json_per_request_kind():
+    settings = load_settings(
+        {"TUNECORD_PROVIDER_EXTRA_BODY": '{"jobs": {"trainingType": "GlobalStandard"}, "chat": {"top_k": 4}}'},
+        None,
+    )
+    assert settings.provider_extra_body == {"jobs": {"trainingType": "GlobalStandard"}, "chat": {"top_k": 4}}
+    for bad, why in [
+        ("{jobs", "it is not valid JSON"),
+        ('{"trainingType": "GlobalStandard"}', "unknown key 'trainingType'"),
+        ('{"jobs": 3}', "such as"),
+        ("[]", "such as"),
+    ]:
+        with pytest.raises(SettingsError, match="TUNECORD_PROVIDER_EXTRA_BODY must be a JSON object") as err:
+            load_settings({"TUNECORD_PROVIDER_EXTRA_BODY": bad}, None)
+        assert why in str(err.value)
+
+
+def test_the_started_trainer_uses_trainer_url_only_on_loopback():
+    assert load_settings({}, None).trainer_port is None  # a free port, picked at start
+    assert load_settings({"TRAINER_URL": "http://localhost:9100/v1"}, None).trainer_port == 9100
+    assert load_settings({"TRAINER_URL": "http://127.0.0.1/v1"}, None).trainer_port is None
+    with pytest.raises(SettingsError, match="TRAINER_URL points at gpu.example.org, but TUNECORD_START_TRAINER"):
+        load_settings({"TRAINER_URL": "https://gpu.example.org/v1"}, None)
+    remote = load_settings(
+        {"TRAINER_URL": "https://gpu.example.org/v1/", "TUNECORD_START_TRAINER": "false"}, None
+    )
+    assert remote.trainer_url == "https://gpu.example.org/v1" and remote.trainer_port is None
+    with pytest.raises(SettingsError, match="TRAINER_URL must be a http or https URL"):
+        load_settings({"TRAINER_URL": "127.0.0.1:8000"}, None)

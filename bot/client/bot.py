@@ -1,4 +1,5 @@
-"""The bot: one ``commands.Bot`` holding the settings, storage, prices and services."""
+"""The bot: one ``commands.Bot`` holding the settings, storage, prices, services and the
+backend's provider."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from bot.client.permissions import INVITE_PERMISSIONS, invite_url, permission_na
 from bot.client.sync import sync_commands
 from bot.client.tree import TunecordTree
 from bot.dataset.pricing import PriceCatalogue
+from bot.providers import Provider, build_provider
 from bot.services.registry import Services, build_services
 from bot.settings import Settings
 from storage.store import Storage
@@ -50,6 +52,7 @@ class TunecordBot(commands.Bot):
     storage: Storage
     catalogue: PriceCatalogue
     services: Services
+    provider: Provider
     in_flight: InFlight
 
     def __init__(
@@ -59,6 +62,7 @@ class TunecordBot(commands.Bot):
         storage: Storage,
         catalogue: PriceCatalogue,
         services: Services,
+        provider: Provider,
         **options: Any,
     ) -> None:
         options.setdefault("intents", bot_intents())
@@ -75,6 +79,7 @@ class TunecordBot(commands.Bot):
         self.storage = storage
         self.catalogue = catalogue
         self.services = services
+        self.provider = provider
         self.in_flight = InFlight()
 
     async def setup_hook(self) -> None:
@@ -91,9 +96,13 @@ class TunecordBot(commands.Bot):
         )
 
     async def close(self) -> None:
-        """Stop background work (counting for stats comparisons), then disconnect."""
-        await self.services.stats.close()
-        await super().close()
+        """Stop background work (counting for stats comparisons), disconnect, then close the
+        backend's connections."""
+        try:
+            await self.services.stats.close()
+            await super().close()
+        finally:
+            await self.provider.close()
 
     async def on_ready(self) -> None:
         log.info("tunecord is online as %s in %d server(s)", self.user, len(self.guilds))
@@ -107,13 +116,20 @@ def create_bot(
     storage: Storage,
     catalogue: PriceCatalogue,
     services: Services | None = None,
+    *,
+    provider: Provider | None = None,
     **options: Any,
 ) -> TunecordBot:
-    """The bot, ready for ``await bot.start(token)``; ``options`` go to ``commands.Bot``."""
+    """The bot, ready for ``await bot.start(token)``; ``options`` go to ``commands.Bot``.
+
+    Without ``provider``, one is built for ``settings``' backend at its configured URL (the
+    composition root passes the one pointed at the trainer it started). The bot closes it.
+    """
     return TunecordBot(
         settings=settings,
         storage=storage,
         catalogue=catalogue,
         services=services or build_services(storage, catalogue),
+        provider=provider or build_provider(settings),
         **options,
     )

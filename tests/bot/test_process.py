@@ -14,6 +14,7 @@ pytest_plugins = ("tests.standins.discord.fixtures",)
 
 GLOBAL_SYNC = "/applications/{application_id}/commands"
 GUILD_SYNC = "/applications/{application_id}/guilds/{guild_id}/commands"
+COMMANDS = {"config", "dataset", "example", "privacy", "Add to dataset"}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -24,7 +25,7 @@ async def test_bot_comes_online_answers_and_stops_cleanly(discord_server, tmp_pa
     try:
         await process.wait_for_line("is online as")
         assert len(discord_server.calls("PUT", GLOBAL_SYNC)) == 1
-        assert {c["name"] for c in discord_server.commands} == {"config"}
+        assert {c["name"] for c in discord_server.commands} == COMMANDS
         invite = await process.wait_for_line("invite link")
         app_id = discord_server.world.application.id
         assert (
@@ -72,7 +73,7 @@ async def test_dev_guild_gets_the_commands_instead_of_global(discord_server, tmp
     try:
         await process.wait_for_line("is online as")
         assert discord_server.calls("PUT", GLOBAL_SYNC) == []
-        assert [c["name"] for c in discord_server.guild_commands(guild)] == ["config"]
+        assert {c["name"] for c in discord_server.guild_commands(guild)} == COMMANDS
         result = await guild.owner.slash("config show")
         assert result.message.embeds
         assert await process.stop() == 0
