@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import io
-from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 import discord
@@ -25,7 +24,7 @@ from bot.client.events import EXAMPLE_CHANGED
 from bot.client.posts import delete_review_posts
 from bot.errors import UserError
 from bot.services.privacy import privacy_policy
-from bot.settings import Settings
+from bot.settings import Settings, is_loopback_host
 
 PUBLIC = {"public": True}
 OPENAI_HOST = "api.openai.com"
@@ -36,7 +35,7 @@ def backend_description(settings: Settings) -> str:
     a key, a path or credentials written into a URL)."""
     if settings.backend == "trainer":
         host = _host(settings.trainer_url)
-        if host is None or _is_local(host):
+        if host is None or is_loopback_host(host):
             return "the tunecord trainer running on this bot's own machine"
         return f"the tunecord trainer at {host}"
     host = _host(settings.openai_base_url)
@@ -52,15 +51,6 @@ def _host(url: str | None) -> str | None:
         return urlsplit(url).hostname or None
     except ValueError:
         return None
-
-
-def _is_local(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def export_file(data: bytes, guild_id: int, limit: int) -> discord.File:
