@@ -58,6 +58,20 @@ def form_title(action: str, dataset_name: str) -> str:
     return title if len(title) <= TITLE_MAX else title[: TITLE_MAX - 1] + "…"
 
 
+def _paragraph(
+    label: str, custom_id: str, placeholder: str, default: str, *, required: bool = True
+) -> discord.ui.TextInput[ExampleForm]:
+    return discord.ui.TextInput(
+        label=label,
+        custom_id=custom_id,
+        style=discord.TextStyle.paragraph,
+        placeholder=placeholder,
+        default=default or None,
+        required=required,
+        max_length=TEXT_MAX,
+    )
+
+
 class ExampleForm(TunecordModal):
     """The modal; ``text`` pre-fills it (Try again, a capture, a curator's edit)."""
 
@@ -72,30 +86,16 @@ class ExampleForm(TunecordModal):
         super().__init__(title=title[:TITLE_MAX], timeout=None)
         self._on_submit = on_submit
         text = text.clipped()
-        self.user_message: discord.ui.TextInput[ExampleForm] = discord.ui.TextInput(
-            label="User message",
-            custom_id="user",
-            style=discord.TextStyle.paragraph,
-            placeholder="What the user says",
-            default=text.user or None,
-            max_length=TEXT_MAX,
+        self.user_message = _paragraph("User message", "user", "What the user says", text.user)
+        self.assistant_reply = _paragraph(
+            "Assistant reply", "assistant", "How the model should answer", text.assistant
         )
-        self.assistant_reply: discord.ui.TextInput[ExampleForm] = discord.ui.TextInput(
-            label="Assistant reply",
-            custom_id="assistant",
-            style=discord.TextStyle.paragraph,
-            placeholder="How the model should answer",
-            default=text.assistant or None,
-            max_length=TEXT_MAX,
-        )
-        self.earlier_turns: discord.ui.TextInput[ExampleForm] = discord.ui.TextInput(
-            label="Earlier turns (optional)",
-            custom_id="earlier",
-            style=discord.TextStyle.paragraph,
-            placeholder="User: ...\nAssistant: ...",
-            default=text.earlier or None,
+        self.earlier_turns = _paragraph(
+            "Earlier turns (optional)",
+            "earlier",
+            "User: ...\nAssistant: ...",
+            text.earlier,
             required=False,
-            max_length=TEXT_MAX,
         )
         self.add_item(self.user_message)
         self.add_item(self.assistant_reply)
