@@ -1,0 +1,220 @@
+"""Which model a guild chats with: ``/model use``, ``info``, ``rollback`` and ``compare``.
+
+* **use**: a job of ours (its id, or the backend's job id, once it succeeded) or a model id
+  the backend lists. The system prompt stored with it is the one its dataset's policy put
+  into training (:func:`bot.services.chat.training_system_prompt`; a model id that is none
+  of our jobs uses the default dataset's).
+* **rollback**: back to the model active before the last ``use`` or ``rollback``.
+  ``active_models`` keeps one row per guild and no history, so the earlier models are
+  remembered in this process only (a migration adding an ``active_model_history`` table
+  is needed to keep them across restarts); with none remembered, rollback clears the
+  active model and the base model answers again.
+* **compare**: up to three prompts answered by the base and the fine-tuned model side by
+  side: the one given, else the user turns of the dataset's last three approved examples
+  (which examples went to the validation split is not recorded; these are the closest
+  stand-in).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+from bot.dataset.errors import InvalidInput, UserError
+from bot.dataset.pricing import PriceCatalogue, base_model_of
+from bot.providers.errors import ModelNotFound, ProviderError
+from bot.providers.interface import Provider
+from bot.providers.types import ChatMessage
+from bot.services.chat import ChatService, ModelChoice, error_message, training_system_prompt
+from storage.records import ActiveModel, Dataset, ExampleStatus, FineTuneJob, JobStatus
+from storage.store import Storage
+
+COMPARE_PROMPTS = 3
+COMPARE_MAX_TOKENS = 400
+HISTORY_KEPT = 20
+RECENT_JOBS = 100
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """What ``/model info`` shows."""
+
+    choice: ModelChoice
+    active: ActiveModel | None
+    job: FineTuneJob | None
+    rollback_to: str | None
+    """The model a rollback would go back to (None: the base model)."""
+
+
+@dataclass(frozen=True)
+class Rolledback:
+    model: str
+    fine_tuned: bool
+
+
+@dataclass(frozen=True)
+class ComparedPrompt:
+    prompt: str
+    base: str
+    tuned: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    base_model: str
+    tuned_model: str
+    system_prompt: str | None
+    rows: tuple[ComparedPrompt, ...]
+
+
+class ModelService:
+    def __init__(
+        self, storage: Storage, catalogue: PriceCatalogue, provider: Provider, default_model: str
+    ) -> None:
+        self._storage = storage
+        self._provider = provider
+        self._chat = ChatService(storage, catalogue, default_model)
+        self._history: dict[int, deque[ActiveModel]] = {}
+
+    async def _job_for(self, guild_id: int, target: str) -> FineTuneJob | None:
+        if target.isdigit():
+            job = await self._storage.jobs.get(guild_id, int(target))
+            if job is not None:
+                return job
+        for job in await self._storage.jobs.recent(guild_id, RECENT_JOBS):
+            if target in (job.fine_tuned_model, job.provider_job_id):
+                return job
+        return None
+
+    async def _dataset(self, guild_id: int, job: FineTuneJob | None) -> Dataset | None:
+        if job is not None and job.dataset_id is not None:
+            dataset = await self._storage.datasets.get(guild_id, job.dataset_id)
+            if dataset is not None:
+                return dataset
+        return await self._chat.default_dataset(guild_id)
+
+    async def use(self, guild_id: int, target: str) -> ActiveModel:
+        """Make ``target`` (a job of ours or a model id) the guild's chat model."""
+        target = target.strip()
+        if not target:
+            raise InvalidInput("Name a job (its number) or a model id.")
+        job = await self._job_for(guild_id, target)
+        if job is not None:
+            if job.status != JobStatus.SUCCEEDED or not job.fine_tuned_model:
+                raise InvalidInput(
+                    f"Job #{job.id} has no model yet (it is {job.status}): only a job that "
+                    "succeeded can be used."
+                )
+            model = job.fine_tuned_model
+        else:
+            try:
+                model = (await self._provider.get_model(target)).id
+            except ModelNotFound:
+                raise InvalidInput(
+                    f"There is no job #{target[:20]} here and the backend lists no model "
+                    f"`{target[:100].replace('`', '')}`."
+                ) from None
+        dataset = await self._dataset(guild_id, job)
+        prompt = None if dataset is None else await training_system_prompt(self._storage, dataset)
+        previous = await self._storage.active_models.get(guild_id)
+        active = await self._storage.active_models.set(
+            guild_id, model, system_prompt=prompt, job_id=job.id if job else None
+        )
+        if active is None:  # the job vanished meanwhile
+            raise InvalidInput("That job no longer exists.")
+        if previous is not None and previous.model != model:
+            self._remember(previous)
+        return active
+
+    def _remember(self, previous: ActiveModel) -> None:
+        history = self._history.setdefault(previous.guild_id, deque(maxlen=HISTORY_KEPT))
+        history.append(previous)
+
+    async def info(self, guild_id: int) -> ModelStatus:
+        active = await self._storage.active_models.get(guild_id)
+        job = None
+        if active is not None and active.job_id is not None:
+            job = await self._storage.jobs.get(guild_id, active.job_id)
+        history = self._history.get(guild_id)
+        rollback_to = history[-1].model if history else None
+        return ModelStatus(await self._chat.model_for(guild_id), active, job, rollback_to)
+
+    async def rollback(self, guild_id: int) -> Rolledback:
+        """Back to the previously active model, else to the base model."""
+        history = self._history.get(guild_id)
+        while history:
+            previous = history.pop()
+            restored = await self._storage.active_models.set(
+                guild_id, previous.model, system_prompt=previous.system_prompt,
+                job_id=previous.job_id,
+            )  # fmt: skip
+            if restored is not None:
+                return Rolledback(restored.model, fine_tuned=True)
+        if not await self._storage.active_models.clear(guild_id):
+            raise InvalidInput("No fine-tuned model is active: the base model already answers.")
+        choice = await self._chat.model_for(guild_id)
+        return Rolledback(choice.model, fine_tuned=False)
+
+    async def compare(
+        self, guild_id: int, prompt: str | None = None, model_id: str | None = None
+    ) -> Comparison:
+        """``prompt`` (or three held-out ones) answered by the base and the tuned model."""
+        active = await self._storage.active_models.get(guild_id)
+        tuned = (model_id or "").strip() or (active.model if active else None)
+        if not tuned:
+            raise InvalidInput(
+                "No fine-tuned model is active: choose one with `/model use` first."
+            )
+        job = await self._job_for(guild_id, tuned)
+        dataset = await self._dataset(guild_id, job)
+        if active is not None and active.model == tuned:
+            system = active.system_prompt
+        else:
+            system = None if dataset is None else await training_system_prompt(
+                self._storage, dataset
+            )
+        if job is not None:
+            base = job.model
+        elif tuned.startswith("ft:"):
+            base = base_model_of(tuned)
+        else:
+            fallback = await self._chat.model_for(guild_id)
+            base = (dataset.base_model if dataset else None) or fallback.model
+        prompts = [prompt.strip()] if prompt and prompt.strip() else await self._held_out(dataset)
+        if not prompts:
+            raise InvalidInput(
+                "There are no approved examples to take prompts from: give a `prompt`."
+            )
+        rows = await asyncio.gather(*(self._row(p, base, tuned, system) for p in prompts))
+        return Comparison(base, tuned, system, tuple(rows))
+
+    async def _held_out(self, dataset: Dataset | None) -> list[str]:
+        if dataset is None:
+            return []
+        last: deque[str] = deque(maxlen=COMPARE_PROMPTS)
+        async for record in self._storage.examples.iterate(
+            dataset.guild_id, dataset.id, status=ExampleStatus.APPROVED
+        ):
+            users = [
+                m.get("content") for m in record.example.messages if m.get("role") == "user"
+            ]
+            text = users[-1] if users else None
+            if isinstance(text, str) and text.strip():
+                last.append(text.strip())
+        return list(last)
+
+    async def _row(self, prompt: str, base: str, tuned: str, system: str | None) -> ComparedPrompt:
+        messages: list[ChatMessage] = [{"role": "system", "content": system}] if system else []
+        messages.append({"role": "user", "content": prompt})
+        base_text, tuned_text = await asyncio.gather(
+            self._answer(base, messages), self._answer(tuned, messages)
+        )
+        return ComparedPrompt(prompt, base_text, tuned_text)
+
+    async def _answer(self, model: str, messages: list[ChatMessage]) -> str:
+        try:
+            reply = await self._provider.chat(model, messages, max_tokens=COMPARE_MAX_TOKENS)
+        except (ProviderError, UserError) as exc:
+            return error_message(exc)
+        return reply.text.strip() or "*(empty answer)*"
