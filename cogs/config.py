@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -48,6 +50,12 @@ def settings_embed(
         or f"{defaults.default_model} (bot default)",
         "Provider": settings.provider or f"{defaults.backend} (bot default)",
         "Monthly budget": "no limit" if budget is None else f"${budget:,.2f}",
+        "Trainer role": _mention(
+            "@&", settings.trainer_role_id, "not set (members with Manage Server train)"
+        ),
+        "Training channel": _mention(
+            "#", settings.training_channel_id, "not set (where a fine-tune was started)"
+        ),
     }
     embed = discord.Embed(title=f"tunecord settings for {guild.name}")
     for name, value in rows.items():
@@ -167,6 +175,62 @@ class ConfigCog(
             f"Add to dataset now follows a reply chain up to {settings.capture_depth} messages.",
             ephemeral=True,
         )
+
+    @app_commands.command(name="trainer-role", description="The role whose members start fine-tunes")
+    @app_commands.describe(role="The trainer role; leave empty to clear it")
+    async def trainer_role(
+        self, interaction: discord.Interaction, role: discord.Role | None = None
+    ) -> None:
+        guild = guild_of(interaction)
+        await interaction.response.defer(ephemeral=True)
+        await self.config.set_trainer_role(guild.id, role.id if role else None)
+        text = (
+            f"Members with {role.mention} (or Manage Server) can now start fine-tunes."
+            if role
+            else "Trainer role cleared: members with Manage Server start fine-tunes."
+        )
+        await interaction.followup.send(text, ephemeral=True)
+
+    @app_commands.command(
+        name="training-channel", description="Where fine-tunes are announced and followed"
+    )
+    @app_commands.describe(channel="The training channel; leave empty to clear it")
+    async def training_channel(
+        self, interaction: discord.Interaction, channel: discord.TextChannel | None = None
+    ) -> None:
+        guild = guild_of(interaction)
+        await interaction.response.defer(ephemeral=True)
+        await self.config.set_training_channel(guild.id, channel.id if channel else None)
+        if channel is None:
+            await interaction.followup.send(
+                "Training channel cleared: fine-tunes are followed where they were started.",
+                ephemeral=True,
+            )
+            return
+        lines = [f"Fine-tunes will be announced and followed in {channel.mention}."]
+        note = _missing_note(channel, guild)
+        if note:
+            lines.append(f"Warning: {note}")
+        await interaction.followup.send("\n".join(lines), ephemeral=True)
+
+    @app_commands.command(name="budget", description="The most fine-tunes may cost per month")
+    @app_commands.describe(usd="US dollars per calendar month (UTC); leave empty for no limit")
+    async def budget(
+        self,
+        interaction: discord.Interaction,
+        usd: app_commands.Range[float, 0, 1_000_000] | None = None,
+    ) -> None:
+        guild = guild_of(interaction)
+        await interaction.response.defer(ephemeral=True)
+        amount = None if usd is None else Decimal(str(usd)).quantize(Decimal("0.01"))
+        settings = await self.config.set_budget(guild.id, amount)
+        budget = settings.monthly_budget_usd
+        text = (
+            "Fine-tunes now have no monthly limit."
+            if budget is None
+            else f"Fine-tunes may now cost up to ${budget:,.2f} per month."
+        )
+        await interaction.followup.send(text, ephemeral=True)
 
 
 async def setup(bot: TunecordBot) -> None:

@@ -17,15 +17,15 @@ _GUILD_SETTINGS = Table(
     "guild_settings", "guild_id", "default_base_model", "provider", "chat_enabled",
     "capture_enabled", "admin_role_id", "curator_role_id", "monthly_budget_micro_usd",
     "review_channel_id", "vote_threshold", "max_pending_per_member", "default_dataset_id",
-    "capture_depth", "created_at", "updated_at",
+    "capture_depth", "trainer_role_id", "training_channel_id", "created_at", "updated_at",
 )  # fmt: skip
 _SELECT = _GUILD_SETTINGS.select("guild_id = ?")
 _UPSERT = _GUILD_SETTINGS.returning(
     "INSERT INTO guild_settings (guild_id, default_base_model, provider, chat_enabled, "
     "capture_enabled, admin_role_id, curator_role_id, monthly_budget_micro_usd, "
     "review_channel_id, vote_threshold, max_pending_per_member, default_dataset_id, "
-    "capture_depth, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "capture_depth, trainer_role_id, training_channel_id, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (guild_id) DO UPDATE SET "
     "default_base_model = excluded.default_base_model, "
     "provider = excluded.provider, "
@@ -39,6 +39,8 @@ _UPSERT = _GUILD_SETTINGS.returning(
     "max_pending_per_member = excluded.max_pending_per_member, "
     "default_dataset_id = excluded.default_dataset_id, "
     "capture_depth = excluded.capture_depth, "
+    "trainer_role_id = excluded.trainer_role_id, "
+    "training_channel_id = excluded.training_channel_id, "
     "updated_at = excluded.updated_at"
 )
 
@@ -59,6 +61,8 @@ def _settings(row: sqlite3.Row) -> GuildSettings:
         max_pending_per_member=row["max_pending_per_member"],
         default_dataset_id=row["default_dataset_id"],
         capture_depth=row["capture_depth"],
+        trainer_role_id=row["trainer_role_id"],
+        training_channel_id=row["training_channel_id"],
         created_at=parse_timestamp(row["created_at"]),
         updated_at=parse_timestamp(row["updated_at"]),
     )
@@ -93,6 +97,8 @@ class GuildRepository:
         max_pending_per_member: int | Unset = UNSET,
         default_dataset_id: int | None | Unset = UNSET,
         capture_depth: int | Unset = UNSET,
+        trainer_role_id: int | None | Unset = UNSET,
+        training_channel_id: int | None | Unset = UNSET,
     ) -> GuildSettings:
         """Change the settings given (``None`` clears one that may be empty); returns the
         result."""
@@ -111,6 +117,8 @@ class GuildRepository:
                 ("max_pending_per_member", max_pending_per_member),
                 ("default_dataset_id", default_dataset_id),
                 ("capture_depth", capture_depth),
+                ("trainer_role_id", trainer_role_id),
+                ("training_channel_id", training_channel_id),
             )
             if value is not UNSET
         }
@@ -145,6 +153,8 @@ class GuildRepository:
                     new.max_pending_per_member,
                     new.default_dataset_id,
                     new.capture_depth,
+                    new.trainer_role_id,
+                    new.training_channel_id,
                     now,
                     now,
                 ),

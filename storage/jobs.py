@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from storage.db import Database, format_timestamp, parse_timestamp
+from storage.errors import StorageError
 from storage.records import (
     UNFINISHED_JOB_STATUSES,
     FineTuneJob,
@@ -40,8 +42,11 @@ _JOBS = Table(
     "created_at",
     "updated_at",
     "finished_at",
+    "channel_id",
+    "validation_file_id",
 )
 _SELECT_ONE = _JOBS.select("id = ? AND guild_id = ?")
+_SELECT_EXISTS = "SELECT 1 FROM fine_tune_jobs WHERE id = ? AND guild_id = ?"
 _SELECT_BY_PROVIDER_ID = _JOBS.select("guild_id = ? AND provider = ? AND provider_job_id = ?")
 _SELECT_RECENT = _JOBS.select("guild_id = ?", order_by="created_at DESC, id DESC", limit=True)
 _SELECT_UNFINISHED = _JOBS.select(
@@ -53,16 +58,50 @@ _SELECT_UNFINISHED_EVERYWHERE = _JOBS.select(
 )
 _INSERT = _JOBS.returning(
     "INSERT INTO fine_tune_jobs (guild_id, dataset_id, provider, model, hyperparameters, "
-    "status, estimated_cost_micro_usd, estimated_tokens, requested_by, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "status, estimated_cost_micro_usd, estimated_tokens, requested_by, created_at, updated_at, "
+    "channel_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _UPDATE = _JOBS.returning(
     "UPDATE fine_tune_jobs SET provider_job_id = ?, provider_file_id = ?, status = ?, "
     "fine_tuned_model = ?, estimated_cost_micro_usd = ?, estimated_tokens = ?, "
     "trained_tokens = ?, event_cursor = ?, error = ?, hyperparameters = ?, "
-    "updated_at = ?, finished_at = ? WHERE id = ? AND guild_id = ?"
+    "updated_at = ?, finished_at = ?, validation_file_id = ? WHERE id = ? AND guild_id = ?"
 )
 _UNFINISHED_STATUSES = json.dumps([s.value for s in UNFINISHED_JOB_STATUSES])
+_SELECT_UNFINISHED_ID = (
+    "SELECT id FROM fine_tune_jobs WHERE guild_id = ? AND dataset_id = ? "
+    "AND status IN ('pending', 'validating_files', 'queued', 'running')"
+)
+_INSERT_POST = (
+    "INSERT INTO job_posts (job_id, guild_id, kind, key, message_id, posted_at) "
+    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (job_id, kind, key) DO NOTHING"
+)
+
+
+class UnfinishedJobExists(StorageError):
+    """The dataset has an unfinished job already (``job_id``)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} of this dataset is not finished")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class JobPostRecord:
+    """What the job follower posted and how the job moves on with it, written at once."""
+
+    kind: str
+    """``status`` or ``event``."""
+    keys: tuple[str, ...]
+    """The statuses or event ids the message announced."""
+    message_id: int | None
+    event_cursor: str | None | Unset = UNSET
+    status: JobStatus | str | Unset = UNSET
+    fine_tuned_model: str | None | Unset = UNSET
+    trained_tokens: int | None | Unset = UNSET
+    error: str | None | Unset = UNSET
+    spend: tuple[tuple[Decimal, str], ...] = ()
+    """Ledger entries ``(amount, kind)`` written with the post (the actual cost)."""
 
 
 def _job(row: sqlite3.Row) -> FineTuneJob:
@@ -90,6 +129,8 @@ def _job(row: sqlite3.Row) -> FineTuneJob:
         created_at=created_at,
         updated_at=updated_at,
         finished_at=parse_timestamp(row["finished_at"]),
+        channel_id=row["channel_id"],
+        validation_file_id=row["validation_file_id"],
     )
 
 
@@ -115,8 +156,13 @@ class JobRepository:
         estimated_cost_usd: Decimal | None = None,
         estimated_tokens: int | None = None,
         requested_by: int | None = None,
+        channel_id: int | None = None,
     ) -> FineTuneJob | None:
-        """Record a new job; ``None`` if ``dataset_id`` is not one of this guild's datasets."""
+        """Record a new job; ``None`` if ``dataset_id`` is not one of this guild's datasets.
+
+        Raises :class:`UnfinishedJobExists` when the dataset already has an unfinished job
+        and this one would be unfinished too (one start per dataset at a time).
+        """
         now = self._db.now_text()
         cost = None if estimated_cost_usd is None else usd_to_micros(estimated_cost_usd)
         async with self._db.transaction() as tx:
@@ -124,6 +170,10 @@ class JobRepository:
                 "SELECT 1 FROM datasets WHERE id = ? AND guild_id = ?", (dataset_id, guild_id)
             ) is None:
                 return None
+            if dataset_id is not None and not JobStatus(status).is_finished:
+                existing = await tx.fetchval(_SELECT_UNFINISHED_ID, (guild_id, dataset_id))
+                if existing is not None:
+                    raise UnfinishedJobExists(existing)
             row = await tx.fetchone(
                 _INSERT,
                 (
@@ -138,6 +188,7 @@ class JobRepository:
                     requested_by,
                     now,
                     now,
+                    channel_id,
                 ),
             )
         assert row is not None
@@ -188,6 +239,7 @@ class JobRepository:
         event_cursor: str | None | Unset = UNSET,
         error: str | None | Unset = UNSET,
         hyperparameters: Mapping[str, Any] | Unset = UNSET,
+        validation_file_id: str | None | Unset = UNSET,
     ) -> FineTuneJob | None:
         """Change the fields given (a field left out keeps its value, ``None`` clears it);
         ``None`` if the guild has no such job.
@@ -225,12 +277,50 @@ class JobRepository:
                                sort_keys=True),
                     format_timestamp(now),
                     None if finished_at is None else format_timestamp(finished_at),
+                    value_or(validation_file_id, current.validation_file_id),
                     job_id,
                     guild_id,
                 ),
             )
         assert saved is not None
         return _job(saved)
+
+    async def posted_keys(self, guild_id: int, job_id: int) -> set[tuple[str, str]]:
+        """``(kind, key)`` of everything already posted about the job."""
+        rows = await self._db.fetchall(
+            "SELECT kind, key FROM job_posts WHERE job_id = ? AND guild_id = ?", (job_id, guild_id)
+        )
+        return {(r["kind"], r["key"]) for r in rows}
+
+    async def record_post(
+        self, guild_id: int, job_id: int, post: JobPostRecord
+    ) -> FineTuneJob | None:
+        """Record a message sent about the job and, in the same transaction, move its
+        cursor, status and results on (and write ``post.spend`` to the ledger); ``None`` if
+        the guild has no such job."""
+        now = self._db.now_text()
+        async with self._db.transaction() as tx:
+            if await tx.fetchval(_SELECT_EXISTS, (job_id, guild_id)) is None:
+                return None
+            await tx.executemany(
+                _INSERT_POST,
+                [(job_id, guild_id, post.kind, key, post.message_id, now) for key in post.keys],
+            )
+            for amount, kind in post.spend:
+                await tx.execute(
+                    "INSERT INTO spend_ledger (guild_id, job_id, amount_micro_usd, kind, note, "
+                    "created_at) VALUES (?, ?, ?, ?, NULL, ?)",
+                    (guild_id, job_id, usd_to_micros(amount), kind, now),
+                )
+            return await self.update(
+                guild_id,
+                job_id,
+                event_cursor=post.event_cursor,
+                status=post.status,
+                fine_tuned_model=post.fine_tuned_model,
+                trained_tokens=post.trained_tokens,
+                error=post.error,
+            )
 
     async def delete(self, guild_id: int, job_id: int) -> bool:
         """Forget a job (its spend entries stay, unlinked)."""

@@ -441,6 +441,32 @@ BEGIN
 END;
 """
 
+# Fine-tunes from Discord: who may start them and where they are announced, the channel a
+# job was started from (its posts go there when no training channel is set), its validation
+# file, at most one unfinished job per dataset (two admins confirming at once start one),
+# and every post the job follower made (a status or event is posted once: the post is
+# recorded in the same transaction as the job's cursor and status move on).
+_FINE_TUNES_FROM_DISCORD = """
+ALTER TABLE guild_settings ADD COLUMN trainer_role_id INTEGER;
+ALTER TABLE guild_settings ADD COLUMN training_channel_id INTEGER;
+
+ALTER TABLE fine_tune_jobs ADD COLUMN channel_id INTEGER;
+ALTER TABLE fine_tune_jobs ADD COLUMN validation_file_id TEXT;
+CREATE UNIQUE INDEX fine_tune_jobs_one_unfinished ON fine_tune_jobs (dataset_id)
+    WHERE dataset_id IS NOT NULL
+    AND status IN ('pending', 'validating_files', 'queued', 'running');
+
+CREATE TABLE job_posts (
+    job_id INTEGER NOT NULL REFERENCES fine_tune_jobs (id) ON DELETE CASCADE,
+    guild_id INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('status', 'event')),
+    key TEXT NOT NULL,
+    message_id INTEGER,
+    posted_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, kind, key)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: guild settings, datasets, examples, votes, consents", _CORE),
     Migration(2, "token counts per encoding and per-dataset statistics", _TOKENS_AND_STATS),
@@ -452,6 +478,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         7, "turn authors, review posts, default dataset, capture depth", _AUTHORS_REVIEWS_DEFAULTS
     ),
     Migration(8, "examples per system prompt", _SYSTEM_PROMPT_COUNTS),
+    Migration(9, "fine-tunes from Discord: roles, channels, one start, job posts",
+              _FINE_TUNES_FROM_DISCORD),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -77,6 +77,8 @@ class GuildSettings:
     max_pending_per_member: int = 20
     default_dataset_id: int | None = None
     capture_depth: int = 6
+    trainer_role_id: int | None = None
+    training_channel_id: int | None = None
     """How many messages of a reply chain "Add to dataset" follows."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -204,6 +206,9 @@ class FineTuneJob:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    channel_id: int | None = None
+    """The channel the job was started from (posts go there without a training channel)."""
+    validation_file_id: str | None = None
 
 
 @dataclass(frozen=True)

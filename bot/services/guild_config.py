@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from bot.errors import InvalidInput
 from storage.guilds import GuildRepository
 from storage.records import GuildSettings
@@ -14,6 +16,10 @@ MAX_PENDING_RANGE = (1, 1000)
 
 CAPTURE_DEPTH_RANGE = (2, 25)
 """How many messages of a reply chain "Add to dataset" follows (inclusive bounds)."""
+
+
+MAX_BUDGET_USD = Decimal(1_000_000)
+"""The largest monthly fine-tuning budget a server can set."""
 
 
 def _check_range(what: str, value: int, bounds: tuple[int, int]) -> None:
@@ -56,3 +62,23 @@ class GuildConfigService:
         """How many messages of a reply chain "Add to dataset" turns into turns."""
         _check_range("capture depth", value, CAPTURE_DEPTH_RANGE)
         return await self._guilds.update(guild_id, capture_depth=value)
+
+    async def set_trainer_role(self, guild_id: int, role_id: int | None) -> GuildSettings:
+        """The role whose members may start fine-tunes (besides Manage Server); ``None``
+        clears it."""
+        if role_id == guild_id:
+            raise InvalidInput("Pick a specific role: @everyone cannot be the trainer role.")
+        return await self._guilds.update(guild_id, trainer_role_id=role_id)
+
+    async def set_training_channel(self, guild_id: int, channel_id: int | None) -> GuildSettings:
+        """Where fine-tunes are announced and followed; ``None`` clears it."""
+        return await self._guilds.update(guild_id, training_channel_id=channel_id)
+
+    async def set_budget(self, guild_id: int, usd: Decimal | None) -> GuildSettings:
+        """The most the server may spend on fine-tunes per calendar month (UTC); ``None``
+        removes the limit."""
+        if usd is not None and not usd.is_finite():
+            raise InvalidInput("The monthly budget must be a number of dollars.")
+        if usd is not None and usd > MAX_BUDGET_USD:
+            raise InvalidInput(f"The monthly budget can be at most ${MAX_BUDGET_USD:,}.")
+        return await self._guilds.update(guild_id, monthly_budget_usd=usd)

@@ -20,6 +20,9 @@ SUBCOMMANDS = {
     "config vote-threshold": {"value": 9},
     "config max-pending": {"value": 9},
     "config capture-depth": {"value": 9},
+    "config trainer-role": {},
+    "config training-channel": {},
+    "config budget": {"usd": 5.0},
 }
 
 
@@ -68,6 +71,8 @@ async def test_show_lists_every_setting_with_defaults(world):
         "Default base model": "smollm2-135m-instruct (bot default)",
         "Provider": "trainer (bot default)",
         "Monthly budget": "no limit",
+        "Trainer role": "not set (members with Manage Server train)",
+        "Training channel": "not set (where a fine-tune was started)",
     }
 
 
@@ -106,6 +111,23 @@ async def test_an_admin_changes_each_setting(world):
     assert shown["Vote threshold"] == "7 approving votes"
     assert shown["Pending examples per member"] == "5"
 
+    done = await admin.slash("config trainer-role", role=curators)
+    assert (await done.next_followup()).content.startswith(f"Members with <@&{curators.id}>")
+    done = await admin.slash("config training-channel", channel=reviews)
+    assert (await done.next_followup()).content == (
+        f"Fine-tunes will be announced and followed in <#{reviews.id}>."
+    )
+    done = await admin.slash("config budget", usd=12.5)
+    assert (await done.next_followup()).content == "Fine-tunes may now cost up to $12.50 per month."
+    settings = await bot.services.guild_config.get(guild.id)
+    assert (settings.trainer_role_id, settings.training_channel_id) == (curators.id, reviews.id)
+    assert str(settings.monthly_budget_usd) == "12.5"
+    shown = fields((await admin.slash("config show")).message)
+    assert shown["Training channel"] == f"<#{reviews.id}>"
+    assert shown["Monthly budget"] == "$12.50"
+    done = await admin.slash("config budget")
+    assert (await done.next_followup()).content == "Fine-tunes now have no monthly limit."
+
     done = await admin.slash("config review-channel")
     assert (await done.next_followup()).content == "Review channel cleared."
     assert (await bot.services.guild_config.get(guild.id)).review_channel_id is None
@@ -142,8 +164,10 @@ async def test_a_member_forcing_config_is_refused_and_nothing_changes(world, who
     options = dict(SUBCOMMANDS[subcommand])
     if subcommand.endswith("review-channel"):
         options["channel"] = guild.channel("reviews")
-    if subcommand.endswith("curator-role"):
+    if subcommand.endswith("curator-role") or subcommand.endswith("trainer-role"):
         options["role"] = people["curators"]
+    if subcommand.endswith("training-channel"):
+        options["channel"] = guild.channel("reviews")
     with pytest.raises(CommandNotPermitted):
         await member.slash(subcommand, **options)  # the client hides it
     handle = await member.slash(subcommand, force=True, **options)

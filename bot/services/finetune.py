@@ -1,0 +1,554 @@
+"""Fine-tunes from Discord: estimate, check and start, follow up, cancel, list, activate.
+
+The use cases behind ``/finetune`` (no Discord here). A start is two steps: :meth:`plan`
+checks everything and returns the numbers to confirm (or refuses with every reason), then
+:meth:`start` writes our job record first, exports, screens, splits, uploads and starts the
+job at the backend through :meth:`~bot.providers.Provider.start_job_once`, so a retried,
+doubled or interrupted start makes one job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import math
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from bot.dataset.checker import check_file
+from bot.dataset.cost import resolve_epochs
+from bot.dataset.errors import InvalidInput, UserError
+from bot.dataset.examples import ChatExample
+from bot.dataset.policy import apply_policy, chat_system_prompt
+from bot.dataset.pricing import ModelPrice, PriceCatalogue
+from bot.providers import Job, JobSpec, Provider, ProviderError
+from bot.services.datasets import DatasetService
+from bot.services.imports import DatasetFileService
+from bot.services.stats import StatsService
+from storage.jobs import UnfinishedJobExists
+from storage.records import ActiveModel, Dataset, ExampleStatus, FineTuneJob, JobStatus
+from storage.store import Storage
+
+log = logging.getLogger(__name__)
+
+MIN_APPROVED = 10
+"""Fewer approved examples than this cannot be fine-tuned (OpenAI's minimum)."""
+MIN_TRAINING_EXAMPLES = 10
+MAX_VALIDATION_SPLIT = 0.5
+DEFAULT_VALIDATION_SPLIT = 0.1
+MAX_SUFFIX = 40
+PROBLEMS_SHOWN = 3
+METADATA_JOB = "tunecord_job"
+
+SPEND_ESTIMATE = "estimate"
+SPEND_RELEASE = "estimate_release"
+SPEND_ACTUAL = "actual"
+
+
+
+class StartRefused(InvalidInput):
+    """A start that cannot go ahead; ``reasons`` lists every one."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = list(reasons)
+        text = "I cannot start this fine-tune:\n" + "\n".join(f"- {r}" for r in self.reasons)
+        super().__init__(text)
+
+
+def month_start(now: datetime | None = None) -> datetime:
+    """The first moment of the current calendar month, UTC (budgets are monthly)."""
+    now = now or datetime.now(UTC)
+    return datetime(now.year, now.month, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """One model the backend can fine-tune, with the dataset's cost on it."""
+
+    price: ModelPrice
+    billed_tokens: int
+    epochs: int
+    cost_usd: Decimal
+    approximate: bool = False
+
+
+@dataclass(frozen=True)
+class EstimateReport:
+    dataset: Dataset
+    approved: int
+    backend: str
+    options: list[ModelOption]
+    budget_left_usd: Decimal | None
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """A checked start, to confirm: the file's numbers and the cost."""
+
+    dataset: Dataset
+    price: ModelPrice
+    model: str
+    """The name to send the backend (as the member or the dataset named it)."""
+    epochs: int | None
+    """Asked for explicitly; ``None`` lets the backend choose (shown: ``epochs_resolved``)."""
+    epochs_resolved: int
+    suffix: str | None
+    validation_split: float
+    examples: int
+    validation_examples: int
+    billed_tokens: int
+    cost_usd: Decimal
+    budget_left_usd: Decimal | None
+    backend: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def training_examples(self) -> int:
+        return self.examples - self.validation_examples
+
+
+@dataclass(frozen=True)
+class StartResult:
+    job: FineTuneJob
+    flagged: list[str]
+    """Examples left out by moderation (``#id`` or ``line n``)."""
+    confirmed: bool
+    """False when the backend did not confirm the start (the follower reconciles it)."""
+
+
+@dataclass(frozen=True)
+class JobList:
+    jobs: list[FineTuneJob]
+    spent_usd: Decimal
+    reserved_usd: Decimal
+    budget_usd: Decimal | None
+
+
+def _reason_problems(report_errors: Sequence[object], counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    shown = "; ".join(str(e) for e in report_errors[:PROBLEMS_SHOWN])
+    more = f" (and {total - PROBLEMS_SHOWN} more)" if total > PROBLEMS_SHOWN else ""
+    return (
+        f"The training file has {total} format error{'s' if total != 1 else ''}: {shown}{more}. "
+        "Fix or reject those examples (`/dataset check` lists them)."
+    )
+
+
+def split_lines(lines: Sequence[bytes], fraction: float) -> tuple[list[bytes], list[bytes]]:
+    """(training, validation): the ``fraction`` of lines with the smallest content hashes
+    are held out, so the same file always splits the same way."""
+    count = math.floor(len(lines) * fraction)
+    if count <= 0:
+        return list(lines), []
+    order = sorted(range(len(lines)), key=lambda i: (hashlib.sha256(lines[i]).digest(), i))
+    held = set(order[:count])
+    training = [line for i, line in enumerate(lines) if i not in held]
+    validation = [line for i, line in enumerate(lines) if i in held]
+    return training, validation
+
+
+def _moderation_text(line: bytes) -> str:
+    example = ChatExample.from_json(line.decode("utf-8"))
+    parts = [m.get("content") for m in example.messages]
+    return "\n".join(p for p in parts if isinstance(p, str))
+
+
+class FineTuneService:
+    """``/finetune``'s use cases over the storage, the backend and the price catalogue."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        provider: Provider,
+        catalogue: PriceCatalogue,
+        *,
+        datasets: DatasetService,
+        files: DatasetFileService,
+        stats: StatsService,
+        backend: str,
+        default_model: str,
+    ) -> None:
+        self._storage = storage
+        self._provider = provider
+        self._catalogue = catalogue
+        self._datasets = datasets
+        self._files = files
+        self._stats = stats
+        self._backend = backend
+        self._default_model = default_model
+        self.starting: set[int] = set()
+        """Our job ids being started right now (the follower leaves them alone)."""
+
+    @property
+    def backend_label(self) -> str:
+        return self._provider.label
+
+    # -- reading ------------------------------------------------------------------------
+    async def fine_tunable(self, today: date | None = None) -> list[ModelPrice]:
+        """Catalogue models the backend serves and can fine-tune (not retired), by name."""
+        today = today or datetime.now(UTC).date()
+        found: dict[str, ModelPrice] = {}
+        for info in await self._provider.list_models():
+            if info.id.startswith("ft:"):
+                continue
+            price = self._catalogue.find(info.id)
+            if price is not None and not price.retired(today):
+                found[price.model] = price
+        return sorted(found.values(), key=lambda p: p.model)
+
+    async def budget_left(self, guild_id: int) -> Decimal | None:
+        budget = (await self._storage.guilds.get(guild_id)).monthly_budget_usd
+        if budget is None:
+            return None
+        spent = await self._storage.spend.total(guild_id, since=month_start())
+        return budget - spent
+
+    async def estimate(
+        self, guild_id: int, dataset_name: str | None, epochs: int | None = None
+    ) -> EstimateReport:
+        dataset = await self._datasets.resolve(guild_id, dataset_name)
+        tunable = {p.model for p in await self.fine_tunable()}
+        report = await self._stats.stats(dataset, epochs=epochs)
+        options = [
+            ModelOption(e.model, e.billed_tokens, e.estimate.epochs, e.estimate.cost_usd,
+                        e.approximate)
+            for e in report.comparison
+            if e.model.model in tunable
+        ]
+        return EstimateReport(
+            dataset=dataset,
+            approved=report.counts.approved.examples,
+            backend=self._provider.label,
+            options=options,
+            budget_left_usd=await self.budget_left(guild_id),
+        )
+
+    # -- starting -----------------------------------------------------------------------
+    async def plan(
+        self,
+        guild_id: int,
+        dataset_name: str | None,
+        *,
+        model: str | None = None,
+        epochs: int | None = None,
+        suffix: str | None = None,
+        validation_split: float | None = None,
+    ) -> StartPlan:
+        """Check a start; raises :class:`StartRefused` with every reason it cannot go."""
+        dataset = await self._datasets.resolve(guild_id, dataset_name)
+        reasons: list[str] = []
+        model_name = (model or dataset.base_model or self._default_model).strip()
+        price = self._catalogue.find(model_name)
+        tunable = await self.fine_tunable()
+        today = datetime.now(UTC).date()
+        if price is None:
+            reasons.append(
+                f"`{model_name[:60]}` is not a model I know the price of; "
+                "`/finetune estimate` lists those this backend can fine-tune."
+            )
+        elif price.retired(today):
+            reasons.append(
+                f"`{price.model}` was retired on {price.shutdown_date}: pick another model "
+                "(`/finetune estimate` lists them)."
+            )
+        elif price.model not in {p.model for p in tunable}:
+            if tunable:
+                names = ", ".join(f"`{p.model}`" for p in tunable)
+                reasons.append(
+                    f"{self._provider.label} cannot fine-tune `{price.model}`; it can fine-tune "
+                    f"{names}."
+                )
+            else:
+                reasons.append(f"{self._provider.label} lists no model it can fine-tune.")
+        if suffix is not None and not 1 <= len(suffix.strip()) <= MAX_SUFFIX:
+            reasons.append(f"The suffix must be 1 to {MAX_SUFFIX} characters.")
+        if validation_split is not None and not 0 <= validation_split <= MAX_VALIDATION_SPLIT:
+            reasons.append(
+                f"The validation split must be between 0 and {MAX_VALIDATION_SPLIT}, "
+                f"not {validation_split:g}."
+            )
+        approved = (await self._datasets.counts(dataset)).approved.examples
+        if approved < MIN_APPROVED:
+            reasons.append(
+                f"`{dataset.name}` has {approved} approved example{'s' if approved != 1 else ''}; "
+                f"a fine-tune needs at least {MIN_APPROVED}."
+            )
+        billed, cost, resolved = 0, Decimal(0), resolve_epochs(epochs, approved)
+        examples = approved
+        if price is not None:
+            workdir = Path(tempfile.mkdtemp(prefix="tunecord-plan-"))
+            try:
+                path = workdir / "train.jsonl"
+                exported = await self._files.export(dataset, path)
+                examples = exported.examples
+                report = await asyncio.to_thread(check_file, path, price, epochs=epochs, workers=1)
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            if report.error_counts:
+                reasons.append(_reason_problems(report.errors, dict(report.error_counts)))
+            billed, resolved = report.billed_tokens, report.epochs
+            cost = report.cost.cost_usd if report.cost else Decimal(0)
+        split = validation_split
+        if split is None:
+            held = math.floor(examples * DEFAULT_VALIDATION_SPLIT)
+            split = DEFAULT_VALIDATION_SPLIT if examples - held >= MIN_TRAINING_EXAMPLES else 0.0
+        held = math.floor(examples * split) if 0 <= split <= MAX_VALIDATION_SPLIT else 0
+        if examples >= MIN_APPROVED and examples - held < MIN_TRAINING_EXAMPLES:
+            reasons.append(
+                f"A validation split of {split:g} leaves {examples - held} training examples; "
+                f"at least {MIN_TRAINING_EXAMPLES} are needed (use a smaller split)."
+            )
+        left = await self.budget_left(guild_id)
+        if left is not None and cost > left:
+            reasons.append(
+                f"The estimate (${cost:,.2f}) is over this month's remaining budget "
+                f"(${max(left, Decimal(0)):,.2f}); an admin can raise it with `/config budget`."
+            )
+        if reasons:
+            raise StartRefused(reasons)
+        assert price is not None
+        return StartPlan(
+            dataset=dataset,
+            price=price,
+            model=model_name,
+            epochs=epochs,
+            epochs_resolved=resolved,
+            suffix=suffix.strip() if suffix else None,
+            validation_split=split,
+            examples=examples,
+            validation_examples=held,
+            billed_tokens=billed,
+            cost_usd=cost,
+            budget_left_usd=left,
+            backend=self._provider.label,
+        )
+
+    async def start(
+        self, guild_id: int, plan: StartPlan, *, requested_by: int, channel_id: int | None
+    ) -> StartResult:
+        """Start the planned fine-tune (our record first; see the module docstring)."""
+        try:
+            job = await self._storage.jobs.create(
+                guild_id,
+                dataset_id=plan.dataset.id,
+                provider=self._backend,
+                model=plan.price.model,
+                hyperparameters={"n_epochs": plan.epochs or "auto",
+                                 "validation_split": plan.validation_split},
+                estimated_cost_usd=plan.cost_usd,
+                estimated_tokens=plan.billed_tokens * plan.epochs_resolved,
+                requested_by=requested_by,
+                channel_id=channel_id,
+            )
+        except UnfinishedJobExists as exc:
+            raise UserError(
+                f"`{plan.dataset.name}` already has a fine-tune under way (job #{exc.job_id}): "
+                "`/finetune status` follows it."
+            ) from None
+        if job is None:
+            raise UserError("That dataset no longer exists in this server.")
+        self.starting.add(job.id)
+        workdir = Path(tempfile.mkdtemp(prefix="tunecord-start-"))
+        uploaded: list[str] = []
+        try:
+            flagged, train_path, valid_path = await self._prepare(plan, workdir)
+            training = await self._provider.upload_file(train_path)
+            uploaded.append(training.id)
+            validation = None
+            if valid_path is not None:
+                validation = await self._provider.upload_file(valid_path)
+                uploaded.append(validation.id)
+            await self._storage.jobs.update(
+                guild_id, job.id, provider_file_id=training.id,
+                validation_file_id=validation.id if validation else None,
+            )
+            identity = {METADATA_JOB: str(job.id), "guild": str(guild_id)}
+            spec = JobSpec(
+                model=plan.model,
+                training_file=training.id,
+                validation_file=validation.id if validation else None,
+                epochs=plan.epochs,
+                suffix=plan.suffix,
+                metadata={**identity, "dataset": str(plan.dataset.id)},
+            )
+            try:
+                remote = await self._provider.start_job_once(spec, identity)
+            except ProviderError as exc:
+                if exc.outcome_unknown:
+                    log.warning("start of job %s unconfirmed: %s", job.id, exc)
+                    return StartResult(job=job, flagged=flagged, confirmed=False)
+                raise
+            uploaded.clear()  # the job uses them now
+            saved = await self._adopt(guild_id, job, remote)
+            return StartResult(job=saved, flagged=flagged, confirmed=True)
+        except ProviderError as exc:
+            await self._fail_start(guild_id, job.id, str(exc), uploaded)
+            raise
+        except UserError as exc:
+            await self._fail_start(guild_id, job.id, str(exc), uploaded)
+            raise
+        except BaseException:
+            await self._fail_start(
+                guild_id, job.id, "The start stopped on an internal error.", uploaded
+            )
+            raise
+        finally:
+            self.starting.discard(job.id)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    async def _prepare(
+        self, plan: StartPlan, workdir: Path
+    ) -> tuple[list[str], Path, Path | None]:
+        """Export, screen and split: (flagged examples, training file, validation file)."""
+        export = workdir / "export.jsonl"
+        await self._files.export(plan.dataset, export)
+        lines = [line for line in export.read_bytes().splitlines(keepends=True) if line.strip()]
+        flagged: list[str] = []
+        verdicts = await self._provider.moderate([_moderation_text(line) for line in lines])
+        if verdicts is not None:
+            bad = [i for i, v in enumerate(verdicts) if v.flagged]
+            if bad:
+                names = await self._example_ids(plan.dataset, [lines[i] for i in bad])
+                flagged = [names.get(lines[i], f"line {i + 1}") for i in bad]
+                drop = set(bad)
+                lines = [line for i, line in enumerate(lines) if i not in drop]
+        training, validation = split_lines(lines, plan.validation_split)
+        if len(training) < MIN_TRAINING_EXAMPLES:
+            raise UserError(
+                f"Only {len(training)} examples are left to train on"
+                + (f" after moderation left out {', '.join(flagged)}" if flagged else "")
+                + f"; a fine-tune needs at least {MIN_TRAINING_EXAMPLES}."
+            )
+        train_path = workdir / "train.jsonl"
+        train_path.write_bytes(b"".join(training))
+        valid_path = None
+        if validation:
+            valid_path = workdir / "validation.jsonl"
+            valid_path.write_bytes(b"".join(validation))
+        return flagged, train_path, valid_path
+
+    async def _example_ids(self, dataset: Dataset, lines: list[bytes]) -> dict[bytes, str]:
+        """``#id`` of the approved examples whose training line is one of ``lines``."""
+        wanted = set(lines)
+        found: dict[bytes, str] = {}
+        async for record in self._storage.examples.iterate(
+            dataset.guild_id, dataset.id, status=ExampleStatus.APPROVED
+        ):
+            example = apply_policy(record.example, dataset.policy, dataset.system_prompt)
+            line = example.to_json().encode("utf-8") + b"\n"
+            if line in wanted:
+                found[line] = f"#{record.id}"
+        return found
+
+    async def _fail_start(
+        self, guild_id: int, job_id: int, reason: str, uploaded: list[str]
+    ) -> None:
+        await self._storage.jobs.update(guild_id, job_id, status=JobStatus.FAILED, error=reason)
+        for file_id in uploaded:
+            try:
+                await self._provider.delete_file(file_id)
+            except ProviderError:
+                log.info("could not delete file %s after a failed start", file_id)
+
+    async def _adopt(self, guild_id: int, job: FineTuneJob, remote: Job) -> FineTuneJob:
+        """Store the backend's job on ours and reserve the estimate in the spend ledger."""
+        saved = await self._storage.jobs.update(
+            guild_id, job.id, provider_job_id=remote.id, provider_file_id=remote.training_file,
+            validation_file_id=remote.validation_file,
+        )
+        if job.estimated_cost_usd:
+            await self._storage.spend.record(
+                guild_id, job.estimated_cost_usd, kind=SPEND_ESTIMATE, job_id=job.id
+            )
+        assert saved is not None
+        return saved
+
+    async def reconcile(self, job: FineTuneJob) -> FineTuneJob | None:
+        """A pending job with no backend id (an interrupted start): adopt the backend's job
+        named by our id, or mark ours failed. ``None`` while it is being started."""
+        if job.id in self.starting:
+            return None
+        found = await self._provider.find_jobs({METADATA_JOB: str(job.id), "guild": str(job.guild_id)})
+        if found:
+            return await self._adopt(job.guild_id, job, found[0])
+        return await self._storage.jobs.update(
+            job.guild_id, job.id, status=JobStatus.FAILED,
+            error="The start was interrupted before the backend created the job.",
+        )
+
+    # -- the rest -----------------------------------------------------------------------
+    async def find(self, guild_id: int, reference: str | None) -> FineTuneJob:
+        """A job by our id (``12``, ``#12``) or the backend's; the latest without one."""
+        if reference is None or not reference.strip():
+            recent = await self._storage.jobs.recent(guild_id, 1)
+            if not recent:
+                raise UserError("This server has no fine-tune yet: `/finetune start` starts one.")
+            return recent[0]
+        text = reference.strip().lstrip("#")
+        job = None
+        if text.isdigit() and len(text) < 19:
+            job = await self._storage.jobs.get(guild_id, int(text))
+        if job is None:
+            job = await self._storage.jobs.get_by_provider_id(guild_id, self._backend, text)
+        if job is None:
+            raise UserError(
+                f"There is no fine-tune `{text[:60]}` in this server: `/finetune list` shows them."
+            )
+        return job
+
+    async def jobs(self, guild_id: int, limit: int = 10) -> JobList:
+        since = month_start()
+        spent = await self._storage.spend.total(guild_id, since=since)
+        estimates = await self._storage.spend.total(guild_id, since=since, kind=SPEND_ESTIMATE)
+        released = await self._storage.spend.total(guild_id, since=since, kind=SPEND_RELEASE)
+        return JobList(
+            jobs=await self._storage.jobs.recent(guild_id, limit),
+            spent_usd=spent,
+            reserved_usd=estimates + released,
+            budget_usd=(await self._storage.guilds.get(guild_id)).monthly_budget_usd,
+        )
+
+    async def cancel(self, guild_id: int, reference: str) -> FineTuneJob:
+        """Ask the backend to stop the job (the follower posts when it has)."""
+        job = await self.find(guild_id, reference)
+        if job.status.is_finished:
+            raise UserError(f"Job #{job.id} has already {job.status.value}.")
+        if job.provider_job_id is None:
+            if job.id in self.starting:
+                raise UserError(f"Job #{job.id} is being started; cancel it in a moment.")
+            reconciled = await self.reconcile(job)
+            if reconciled is None or reconciled.provider_job_id is None:
+                return reconciled or job
+            job = reconciled
+        assert job.provider_job_id is not None
+        await self._provider.cancel_job(job.provider_job_id)
+        return job
+
+    async def activate(self, guild_id: int, job_id: int) -> ActiveModel:
+        """Make the job's fine-tuned model the guild's chat model, with the system prompt its
+        dataset trained with."""
+        job = await self._storage.jobs.get(guild_id, job_id)
+        if job is None or job.fine_tuned_model is None:
+            raise UserError("That fine-tune has no model to activate.")
+        prompt = None
+        if job.dataset_id is not None:
+            dataset = await self._storage.datasets.get(guild_id, job.dataset_id)
+            if dataset is not None:
+                prompt = chat_system_prompt(dataset.policy, dataset.system_prompt)
+        active = await self._storage.active_models.set(
+            guild_id, job.fine_tuned_model, system_prompt=prompt, job_id=job.id
+        )
+        if active is None:
+            raise UserError("That fine-tune no longer exists in this server.")
+        return active
+
+    async def tunable_choices(self, typed: str) -> list[str]:
+        """Model names for autocomplete (what the backend can fine-tune)."""
+        needle = typed.lower()
+        return [p.model for p in await self.fine_tunable() if needle in p.model.lower()][:25]
