@@ -467,6 +467,21 @@ CREATE TABLE job_posts (
 ) WITHOUT ROWID;
 """
 
+# The models a guild chatted with before its current one, newest last: /model rollback goes
+# back one step, across restarts, whichever way the model was activated.
+_ACTIVE_MODEL_HISTORY = """
+CREATE TABLE active_model_history (
+    id INTEGER PRIMARY KEY,
+    guild_id INTEGER NOT NULL,
+    model TEXT NOT NULL,
+    system_prompt TEXT,
+    job_id INTEGER REFERENCES fine_tune_jobs (id) ON DELETE SET NULL,
+    activated_at TEXT NOT NULL,
+    replaced_at TEXT NOT NULL
+);
+CREATE INDEX active_model_history_guild ON active_model_history (guild_id, id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: guild settings, datasets, examples, votes, consents", _CORE),
     Migration(2, "token counts per encoding and per-dataset statistics", _TOKENS_AND_STATS),
@@ -480,6 +495,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "examples per system prompt", _SYSTEM_PROMPT_COUNTS),
     Migration(9, "fine-tunes from Discord: roles, channels, one start, job posts",
               _FINE_TUNES_FROM_DISCORD),
+    Migration(10, "active model history", _ACTIVE_MODEL_HISTORY),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

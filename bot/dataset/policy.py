@@ -1,7 +1,7 @@
 """The per-dataset system-prompt policy, the founding guide's choice made explicit.
 
-A system prompt used in training must also be used when chatting with the model; the
-chat side reads :func:`chat_system_prompt` so the two can never drift apart.
+A system prompt used in training must also be used when chatting with the model; the chat
+side asks :func:`bot.services.chat.training_system_prompt` which prompt training used.
 """
 
 from __future__ import annotations
@@ -35,15 +35,3 @@ def apply_policy(
     if policy is SystemPromptPolicy.OMIT:
         return example.without_system()
     return example
-
-
-def chat_system_prompt(policy: SystemPromptPolicy | str, system_prompt: str | None) -> str | None:
-    """The system prompt to send when chatting with a model trained under ``policy``.
-
-    ``as_written`` returns the dataset's prompt too: contributed examples normally carry
-    it, and a model answers best with the prompt its examples were written under.
-    """
-    policy = SystemPromptPolicy(policy)
-    if policy is SystemPromptPolicy.OMIT:
-        return None
-    return system_prompt or None

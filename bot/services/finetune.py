@@ -25,9 +25,10 @@ from bot.dataset.checker import check_file
 from bot.dataset.cost import resolve_epochs
 from bot.dataset.errors import InvalidInput, UserError
 from bot.dataset.examples import ChatExample
-from bot.dataset.policy import apply_policy, chat_system_prompt
+from bot.dataset.policy import apply_policy
 from bot.dataset.pricing import ModelPrice, PriceCatalogue
 from bot.providers import Job, JobSpec, Provider, ProviderError
+from bot.services.chat import training_system_prompt
 from bot.services.datasets import DatasetService
 from bot.services.imports import DatasetFileService
 from bot.services.stats import StatsService
@@ -540,7 +541,7 @@ class FineTuneService:
         if job.dataset_id is not None:
             dataset = await self._storage.datasets.get(guild_id, job.dataset_id)
             if dataset is not None:
-                prompt = chat_system_prompt(dataset.policy, dataset.system_prompt)
+                prompt = await training_system_prompt(self._storage, dataset)
         active = await self._storage.active_models.set(
             guild_id, job.fine_tuned_model, system_prompt=prompt, job_id=job.id
         )

@@ -4,11 +4,10 @@
   the backend lists. The system prompt stored with it is the one its dataset's policy put
   into training (:func:`bot.services.chat.training_system_prompt`; a model id that is none
   of our jobs uses the default dataset's).
-* **rollback**: back to the model active before the last ``use`` or ``rollback``.
-  ``active_models`` keeps one row per guild and no history, so the earlier models are
-  remembered in this process only (a migration adding an ``active_model_history`` table
-  is needed to keep them across restarts); with none remembered, rollback clears the
-  active model and the base model answers again.
+* **rollback**: back to the model active before the current one. Every activation (here or
+  with a fine-tune's **Activate** button) keeps the model it replaces in the stored
+  history (``active_model_history``), so rollback works across restarts; with no history,
+  rollback clears the active model and the base model answers again.
 * **compare**: up to three prompts answered by the base and the fine-tuned model side by
   side: the one given, else the user turns of the dataset's last three approved examples
   (which examples went to the validation split is not recorded; these are the closest
@@ -75,7 +74,6 @@ class ModelService:
         self._storage = storage
         self._provider = provider
         self._chat = ChatService(storage, catalogue, default_model)
-        self._history: dict[int, deque[ActiveModel]] = {}
 
     async def _job_for(self, guild_id: int, target: str) -> FineTuneJob | None:
         if target.isdigit():
@@ -117,42 +115,29 @@ class ModelService:
                 ) from None
         dataset = await self._dataset(guild_id, job)
         prompt = None if dataset is None else await training_system_prompt(self._storage, dataset)
-        previous = await self._storage.active_models.get(guild_id)
         active = await self._storage.active_models.set(
             guild_id, model, system_prompt=prompt, job_id=job.id if job else None
-        )
+        )  # the model it replaces goes into the stored history, for rollback
         if active is None:  # the job vanished meanwhile
             raise InvalidInput("That job no longer exists.")
-        if previous is not None and previous.model != model:
-            self._remember(previous)
         return active
-
-    def _remember(self, previous: ActiveModel) -> None:
-        history = self._history.setdefault(previous.guild_id, deque(maxlen=HISTORY_KEPT))
-        history.append(previous)
 
     async def info(self, guild_id: int) -> ModelStatus:
         active = await self._storage.active_models.get(guild_id)
         job = None
         if active is not None and active.job_id is not None:
             job = await self._storage.jobs.get(guild_id, active.job_id)
-        history = self._history.get(guild_id)
-        rollback_to = history[-1].model if history else None
+        previous = await self._storage.active_models.previous(guild_id)
+        rollback_to = previous.model if previous else None
         return ModelStatus(await self._chat.model_for(guild_id), active, job, rollback_to)
 
     async def rollback(self, guild_id: int) -> Rolledback:
         """Back to the previously active model, else to the base model."""
-        history = self._history.get(guild_id)
-        while history:
-            previous = history.pop()
-            restored = await self._storage.active_models.set(
-                guild_id, previous.model, system_prompt=previous.system_prompt,
-                job_id=previous.job_id,
-            )  # fmt: skip
-            if restored is not None:
-                return Rolledback(restored.model, fine_tuned=True)
-        if not await self._storage.active_models.clear(guild_id):
+        if await self._storage.active_models.get(guild_id) is None:
             raise InvalidInput("No fine-tuned model is active: the base model already answers.")
+        restored = await self._storage.active_models.roll_back(guild_id)
+        if restored is not None:
+            return Rolledback(restored.model, fine_tuned=True)
         choice = await self._chat.model_for(guild_id)
         return Rolledback(choice.model, fine_tuned=False)
 

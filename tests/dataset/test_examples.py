@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.dataset.examples import ChatExample
-from bot.dataset.policy import SystemPromptPolicy, apply_policy, chat_system_prompt
+from bot.dataset.policy import SystemPromptPolicy, apply_policy
 
 text = st.text(min_size=1, max_size=40).filter(lambda s: s.strip())
 
@@ -69,11 +69,6 @@ def test_policy_omit_and_as_written():
     example = ChatExample.from_pairs([("q", "a")], system="old")
     assert [m["role"] for m in apply_policy(example, "omit", "new").messages] == ["user", "assistant"]
     assert apply_policy(example, "as_written", "new") == example
-
-
-def test_chat_uses_exactly_the_trained_prompt():
-    assert chat_system_prompt("include", "Marv") == "Marv"
-    assert chat_system_prompt("omit", "Marv") is None
 
 
 def test_include_policy_without_prompt_is_refused():
