@@ -4,6 +4,7 @@ follower's posts (each once), the outcome with its loss curve, cancel and list."
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 import pytest
 
@@ -102,7 +103,7 @@ async def test_start_refuses_with_every_reason(world, openai_server):
 async def test_start_refuses_an_estimate_over_the_budget(world, openai_server):
     guild, bot, people = world
     await seed(bot, guild, 12, base_model="gpt-4.1")
-    await bot.services.guild_config.set_budget(guild.id, __import__("decimal").Decimal("0"))
+    await bot.services.guild_config.set_budget(guild.id, Decimal("0"))
     handle = await people["admin"].slash("finetune start", dataset="qa")
     reply = await handle.next_followup(timeout=30)
     assert "over this month's remaining budget ($0.00)" in reply.content
