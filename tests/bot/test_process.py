@@ -14,7 +14,9 @@ pytest_plugins = ("tests.standins.discord.fixtures",)
 
 GLOBAL_SYNC = "/applications/{application_id}/commands"
 GUILD_SYNC = "/applications/{application_id}/guilds/{guild_id}/commands"
-COMMANDS = {"config", "dataset", "example", "privacy", "Add to dataset"}
+COMMANDS = {
+    "config", "dataset", "example", "privacy", "finetune", "model", "chat", "Add to dataset"
+}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
