@@ -37,6 +37,9 @@ async def running_tunecord(
         for cog in extra_cogs:
             await bot.add_cog(cog)
         async with running_bot(bot, server):
-            yield bot
+            try:
+                yield bot
+            finally:  # as `python -m bot` does on SIGTERM: let answers in progress finish
+                await bot.in_flight.drain(timeout=10)
     finally:
         await storage.close()

@@ -114,11 +114,11 @@ async def test_a_killed_bot_takes_its_trainer_along(discord_server, tmp_path):
 
 
 async def test_a_trainer_that_cannot_start_stops_the_bot_with_one_sentence(discord_server, tmp_path):
-    env = trainer_env(tmp_path, discord_server, TUNECORD_TRAINER_START_TIMEOUT="3")
+    env = trainer_env(tmp_path, discord_server, TUNECORD_TRAINER_START_TIMEOUT="90")  # it exits long before
     with DataDirLock(tmp_path / "trainer"):  # another trainer holds the data folder
         process = await BotProcess.start(env, tmp_path)
         try:
-            code = await process.wait(timeout=60)
+            code = await process.wait(timeout=120)
         finally:
             await process.kill()
     assert code == 1
