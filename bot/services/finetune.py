@@ -535,7 +535,11 @@ class FineTuneService:
         """Make the job's fine-tuned model the guild's chat model, with the system prompt its
         dataset trained with."""
         job = await self._storage.jobs.get(guild_id, job_id)
-        if job is None or job.fine_tuned_model is None:
+        model = None if job is None else job.fine_tuned_model
+        if job is not None and model is None and job.provider_job_id:
+            # Clicked between the success post and its record: the backend knows already.
+            model = (await self._provider.get_job(job.provider_job_id)).fine_tuned_model
+        if job is None or model is None:
             raise UserError("That fine-tune has no model to activate.")
         prompt = None
         if job.dataset_id is not None:
@@ -543,7 +547,7 @@ class FineTuneService:
             if dataset is not None:
                 prompt = await training_system_prompt(self._storage, dataset)
         active = await self._storage.active_models.set(
-            guild_id, job.fine_tuned_model, system_prompt=prompt, job_id=job.id
+            guild_id, model, system_prompt=prompt, job_id=job.id
         )
         if active is None:
             raise UserError("That fine-tune no longer exists in this server.")
