@@ -200,6 +200,7 @@ class FinetuneCog(commands.GroupCog, group_name="finetune", group_description="F
         self.follower = JobFollower(bot.storage, bot.provider, bot.catalogue, self.finetunes)
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._stopping = False
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(ActivateButton, CompareButton)
@@ -207,6 +208,10 @@ class FinetuneCog(commands.GroupCog, group_name="finetune", group_description="F
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(ActivateButton, CompareButton)
+        # A flag as well as the cancel: on Python 3.11, asyncio.wait_for can swallow a
+        # cancellation that races its timeout, and the loop would then poll forever.
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -218,7 +223,7 @@ class FinetuneCog(commands.GroupCog, group_name="finetune", group_description="F
     # -- following ----------------------------------------------------------------------
     async def _follow_forever(self) -> None:
         await self.bot.wait_until_ready()
-        while not self.bot.is_closed():
+        while not self._stopping and not self.bot.is_closed():
             try:
                 await self.follow_once()
             except Exception:
