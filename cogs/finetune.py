@@ -22,8 +22,6 @@ from discord.ext import commands
 from bot.client.bot import TunecordBot
 from bot.client.checks import PermissionCheckFailure, guild_of, is_admin
 from bot.client.choices import dataset_choices
-from bot.client.error_handler import handle_interaction_error
-from bot.client.inflight import InFlight
 from bot.client.job_embeds import (
     estimate_embed,
     job_embed,
@@ -33,7 +31,7 @@ from bot.client.job_embeds import (
     usd,
 )
 from bot.client.loss_curve import loss_curve_png
-from bot.client.ui import TunecordView
+from bot.client.ui import TunecordView, run_component
 from bot.errors import UserError
 from bot.services.finetune import FineTuneService, StartPlan
 from bot.services.job_follower import JobFollower, JobUpdate
@@ -57,12 +55,6 @@ async def require_trainer(interaction: discord.Interaction) -> bool:
         return True
     role = f" or the <@&{role_id}> role" if role_id else ""
     raise PermissionCheckFailure(f"the Manage Server permission{role}")
-
-
-def _track(interaction: discord.Interaction) -> None:
-    in_flight = getattr(interaction.client, "in_flight", None)
-    if isinstance(in_flight, InFlight):
-        in_flight.track_current()
 
 
 def _cog(interaction: discord.Interaction) -> FinetuneCog:
@@ -91,17 +83,16 @@ class ActivateButton(
         return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        _track(interaction)
-        try:
-            await require_trainer(interaction)
-            guild = guild_of(interaction)
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            active = await _cog(interaction).finetunes.activate(guild.id, self.job_id)
-            await interaction.followup.send(
-                f"`{active.model}` now answers in this server's chat channels.", ephemeral=True
-            )
-        except Exception as exc:
-            await handle_interaction_error(interaction, exc, source=f"button {self.custom_id}")
+        await run_component(interaction, f"button {self.custom_id}", lambda: self._act(interaction))
+
+    async def _act(self, interaction: discord.Interaction) -> None:
+        await require_trainer(interaction)
+        guild = guild_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        active = await _cog(interaction).finetunes.activate(guild.id, self.job_id)
+        await interaction.followup.send(
+            f"`{active.model}` now answers in this server's chat channels.", ephemeral=True
+        )
 
 
 class CompareButton(
@@ -123,18 +114,17 @@ class CompareButton(
         return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        _track(interaction)
-        try:
-            guild = guild_of(interaction)
-            bot = cast(TunecordBot, interaction.client)
-            job = await _cog(interaction).finetunes.find(guild.id, str(self.job_id))
-            if job.fine_tuned_model is None:
-                raise UserError("That fine-tune has no model to compare.")
-            if not bot.extra_events.get(f"on_{COMPARE_EVENT}"):
-                raise UserError("Compare is not available yet.")
-            bot.dispatch(COMPARE_EVENT, interaction, job.fine_tuned_model)
-        except Exception as exc:
-            await handle_interaction_error(interaction, exc, source=f"button {self.custom_id}")
+        await run_component(interaction, f"button {self.custom_id}", lambda: self._act(interaction))
+
+    async def _act(self, interaction: discord.Interaction) -> None:
+        guild = guild_of(interaction)
+        bot = cast(TunecordBot, interaction.client)
+        job = await _cog(interaction).finetunes.find(guild.id, str(self.job_id))
+        if job.fine_tuned_model is None:
+            raise UserError("That fine-tune has no model to compare.")
+        if not bot.extra_events.get(f"on_{COMPARE_EVENT}"):
+            raise UserError("Compare is not available yet.")
+        bot.dispatch(COMPARE_EVENT, interaction, job.fine_tuned_model)
 
 
 def outcome_view(job_id: int) -> TunecordView:

@@ -20,10 +20,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import discord
 
-from bot.client.error_handler import handle_interaction_error
 from bot.client.example_embed import example_embed
-from bot.client.inflight import InFlight
-from bot.client.ui import TunecordView
+from bot.client.ui import TunecordView, run_component
 from bot.errors import UserError
 from bot.services.curation import Review
 from storage.records import ExampleStatus
@@ -107,17 +105,14 @@ class ReviewButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMP
         return cls(ReviewAction(match["action"]), int(match["example"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        in_flight = getattr(interaction.client, "in_flight", None)
-        if isinstance(in_flight, InFlight):
-            in_flight.track_current()
-        try:
-            bot = cast("TunecordBot", interaction.client)
-            handler = bot.get_cog(REVIEW_COG)
-            if not isinstance(handler, ReviewHandler):
-                raise UserError("Reviewing is not available right now; try again in a minute.")
-            await handler.on_review_action(interaction, self.action, self.example_id)
-        except Exception as exc:
-            await handle_interaction_error(interaction, exc, source=f"button {self.custom_id}")
+        await run_component(interaction, f"button {self.custom_id}", lambda: self._act(interaction))
+
+    async def _act(self, interaction: discord.Interaction) -> None:
+        bot = cast("TunecordBot", interaction.client)
+        handler = bot.get_cog(REVIEW_COG)
+        if not isinstance(handler, ReviewHandler):
+            raise UserError("Reviewing is not available right now; try again in a minute.")
+        await handler.on_review_action(interaction, self.action, self.example_id)
 
 
 def review_view(example_id: int, status: ExampleStatus) -> TunecordView:

@@ -7,6 +7,7 @@ first, so shutdown waits for the interaction.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -19,6 +20,19 @@ def _track(interaction: discord.Interaction) -> None:
     in_flight = getattr(interaction.client, "in_flight", None)
     if isinstance(in_flight, InFlight):
         in_flight.track_current()
+
+
+async def run_component(
+    interaction: discord.Interaction, source: str, action: Callable[[], Awaitable[None]]
+) -> None:
+    """Run a component's ``action`` as views run theirs: counted as in flight (shutdown
+    waits for it) and its errors sent to the one error handler. For callbacks discord.py
+    runs outside any view, such as a ``DynamicItem``'s."""
+    _track(interaction)
+    try:
+        await action()
+    except Exception as exc:
+        await handle_interaction_error(interaction, exc, source=source)
 
 
 class TunecordView(discord.ui.View):
