@@ -50,9 +50,8 @@ async def run(settings: Settings, token: str) -> None:
                 if trainer is not None
                 else build_provider(settings)
             )
-            bot = create_bot(
-                settings, storage, catalogue, build_services(storage, catalogue), provider=provider
-            )
+            services = build_services(storage, catalogue, settings.default_model)
+            bot = create_bot(settings, storage, catalogue, services, provider=provider)
             await serve(bot, token, stop)
     finally:
         await storage.close()

@@ -177,5 +177,4 @@ class ChatCog(
 
 
 async def setup(bot: TunecordBot) -> None:
-    service = ChatService(bot.storage, bot.catalogue, bot.settings.default_model)
-    await bot.add_cog(ChatCog(bot, service))
+    await bot.add_cog(ChatCog(bot, bot.services.chat))

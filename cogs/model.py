@@ -150,5 +150,5 @@ class ModelCog(
 
 
 async def setup(bot: TunecordBot) -> None:
-    service = ModelService(bot.storage, bot.catalogue, bot.provider, bot.settings.default_model)
+    service = ModelService(bot.storage, bot.provider, bot.services.chat)
     await bot.add_cog(ModelCog(bot, service))

@@ -129,7 +129,7 @@ def create_bot(
         settings=settings,
         storage=storage,
         catalogue=catalogue,
-        services=services or build_services(storage, catalogue),
+        services=services or build_services(storage, catalogue, settings.default_model),
         provider=provider or build_provider(settings),
         **options,
     )

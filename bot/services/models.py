@@ -21,7 +21,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from bot.dataset.errors import InvalidInput, UserError
-from bot.dataset.pricing import PriceCatalogue, base_model_of
+from bot.dataset.pricing import base_model_of
 from bot.providers.errors import ModelNotFound, ProviderError
 from bot.providers.interface import Provider
 from bot.providers.types import ChatMessage
@@ -68,12 +68,10 @@ class Comparison:
 
 
 class ModelService:
-    def __init__(
-        self, storage: Storage, catalogue: PriceCatalogue, provider: Provider, default_model: str
-    ) -> None:
+    def __init__(self, storage: Storage, provider: Provider, chat: ChatService) -> None:
         self._storage = storage
         self._provider = provider
-        self._chat = ChatService(storage, catalogue, default_model)
+        self._chat = chat
 
     async def _job_for(self, guild_id: int, target: str) -> FineTuneJob | None:
         if target.isdigit():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.dataset.pricing import PriceCatalogue
+from bot.services.chat import ChatService
 from bot.services.contributions import ContributionService
 from bot.services.curation import CurationService
 from bot.services.datasets import DatasetService
@@ -12,6 +13,7 @@ from bot.services.guild_config import GuildConfigService
 from bot.services.imports import DatasetFileService
 from bot.services.privacy import PrivacyService
 from bot.services.stats import StatsService
+from bot.settings import Settings
 from storage.store import Storage
 
 
@@ -26,9 +28,12 @@ class Services:
     privacy: PrivacyService
     stats: StatsService
     files: DatasetFileService
+    chat: ChatService
 
 
-def build_services(storage: Storage, catalogue: PriceCatalogue) -> Services:
+def build_services(
+    storage: Storage, catalogue: PriceCatalogue, default_model: str = Settings.default_model
+) -> Services:
     """Every service, wired to ``storage``'s repositories and the one price catalogue the
     bot was started with (``TUNECORD_PRICES`` or the bundled file)."""
     return Services(
@@ -39,4 +44,5 @@ def build_services(storage: Storage, catalogue: PriceCatalogue) -> Services:
         privacy=PrivacyService(storage),
         stats=StatsService(storage, catalogue),
         files=DatasetFileService(storage.db, catalogue),
+        chat=ChatService(storage, catalogue, default_model),
     )
