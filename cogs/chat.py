@@ -24,7 +24,7 @@ from discord.ext import commands
 
 from bot.client.bot import TunecordBot
 from bot.client.chat_context import addresses_bot, conversation, is_human
-from bot.client.checks import PermissionCheckFailure, guild_of
+from bot.client.checks import guild_of, require_manage_channels
 from bot.client.stream_editor import NO_PINGS, stream_answer
 from bot.errors import UserError
 from bot.providers.interface import Provider
@@ -38,15 +38,6 @@ from bot.services.chat import (
 
 log = logging.getLogger(__name__)
 
-MANAGE_CHANNELS = "the Manage Channels permission"
-
-
-def require_manage_channels(interaction: discord.Interaction) -> bool:
-    """True for a member with Manage Channels; raises a permission failure otherwise."""
-    guild_of(interaction)
-    if not interaction.permissions.manage_channels:
-        raise PermissionCheckFailure(MANAGE_CHANNELS)
-    return True
 
 
 async def answer_deltas(provider: Provider, plan: ChatPlan) -> AsyncIterator[str]:

@@ -20,7 +20,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.client.bot import TunecordBot
-from bot.client.checks import PermissionCheckFailure, guild_of, is_admin
+from bot.client.checks import guild_of, require_trainer
 from bot.client.choices import dataset_choices
 from bot.client.job_embeds import (
     estimate_embed,
@@ -41,20 +41,6 @@ log = logging.getLogger(__name__)
 
 COMPARE_EVENT = "model_compare_requested"
 """Dispatched as ``(interaction, model_id)`` when Compare is clicked (the /model cog)."""
-
-
-async def require_trainer(interaction: discord.Interaction) -> bool:
-    """Admins and members with the guild's trainer role; raises for anyone else."""
-    guild = guild_of(interaction)
-    if is_admin(interaction):
-        return True
-    bot = cast(TunecordBot, interaction.client)
-    role_id = (await bot.services.guild_config.get(guild.id)).trainer_role_id
-    member = interaction.user
-    if role_id is not None and isinstance(member, discord.Member) and member.get_role(role_id):
-        return True
-    role = f" or the <@&{role_id}> role" if role_id else ""
-    raise PermissionCheckFailure(f"the Manage Server permission{role}")
 
 
 def _cog(interaction: discord.Interaction) -> FinetuneCog:

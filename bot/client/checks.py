@@ -59,7 +59,10 @@ def is_curator(interaction: discord.Interaction, settings: GuildSettings) -> boo
         return False
     if interaction.permissions.manage_messages:
         return True
-    role_id = settings.curator_role_id
+    return _holds_role(interaction, settings.curator_role_id)
+
+
+def _holds_role(interaction: discord.Interaction, role_id: int | None) -> bool:
     member = interaction.user
     return (
         role_id is not None
@@ -84,6 +87,28 @@ async def require_curator(interaction: discord.Interaction) -> bool:
     if not is_curator(interaction, settings):
         role = f" or the <@&{settings.curator_role_id}> role" if settings.curator_role_id else ""
         raise PermissionCheckFailure(f"the Manage Messages permission{role}")
+    return True
+
+
+async def require_trainer(interaction: discord.Interaction) -> bool:
+    """Admins and members with the guild's trainer role (``/config trainer-role``); raises
+    :class:`PermissionCheckFailure` for anyone else."""
+    guild = guild_of(interaction)
+    if is_admin(interaction):
+        return True
+    bot = cast("TunecordBot", interaction.client)
+    role_id = (await bot.services.guild_config.get(guild.id)).trainer_role_id
+    if _holds_role(interaction, role_id):
+        return True
+    role = f" or the <@&{role_id}> role" if role_id else ""
+    raise PermissionCheckFailure(f"{ADMIN_NEEDS}{role}")
+
+
+def require_manage_channels(interaction: discord.Interaction) -> bool:
+    """True for a member with Manage Channels; raises a permission failure otherwise."""
+    guild_of(interaction)
+    if not interaction.permissions.manage_channels:
+        raise PermissionCheckFailure("the Manage Channels permission")
     return True
 
 
