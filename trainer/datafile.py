@@ -6,7 +6,9 @@ they refuse, with the same codes and messages (``line 7: ...``). Blank lines are
 Warnings are returned for the job's event log; errors make the file unusable.
 
 Three readers, all streaming (one line in memory at a time, a line being at most
-:data:`bot.dataset.lines.MAX_LINE_BYTES`):
+:data:`bot.dataset.lines.MAX_LINE_BYTES`), all opening the file with
+:func:`bot.dataset.files.open_regular`: a path that names a named pipe, a device or a
+folder is refused at once (:class:`~bot.dataset.files.NotARegularFile`), never waited on:
 
 * :func:`check_upload` decides an uploaded file's ``status``: an empty file, or one whose
   first :data:`PROBE_LINES` non-blank lines hold no usable example (binary data, another
@@ -18,11 +20,13 @@ Three readers, all streaming (one line in memory at a time, a line being at most
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from bot.dataset.files import NotARegularFile, open_regular
 from bot.dataset.lines import LineCheck, check_line, read_lines
 from bot.dataset.validation import MIN_EXAMPLES, Problem
 
@@ -45,12 +49,18 @@ class DataFileError(Exception):
 
 
 def checked_lines(path: Path) -> Iterator[LineCheck]:
-    """The check of every non-blank line of ``path``, in order, reading one line at a time."""
-    with open(path, "rb") as stream:
-        for number, text in read_lines(stream):
-            checked = check_line(number, text)
-            if checked is not None:
-                yield checked
+    """The check of every non-blank line of ``path``, in order, reading one line at a time.
+    :class:`~bot.dataset.files.NotARegularFile` (a ``ValueError`` whose message names the
+    file by its last component) if ``path`` is not a regular file."""
+    with open_regular(path) as stream:
+        yield from _checked(stream)
+
+
+def _checked(stream: BinaryIO) -> Iterator[LineCheck]:
+    for number, text in read_lines(stream):
+        checked = check_line(number, text)
+        if checked is not None:
+            yield checked
 
 
 @dataclass
@@ -123,12 +133,16 @@ def load_examples(path: Path, *, param: str, min_examples: int = MIN_EXAMPLES) -
     """
     tally = Tally(param)
     examples: list[dict[str, Any]] = []
-    for checked in checked_lines(path):
-        usable = tally.add(checked)
-        if tally.error_lines:
-            examples.clear()  # the file fails: only its problems are counted from here
-        elif usable:
-            examples.append(checked.example)
+    try:
+        for checked in checked_lines(path):
+            usable = tally.add(checked)
+            if tally.error_lines:
+                examples.clear()  # the file fails: only its problems are counted from here
+            elif usable:
+                examples.append(checked.example)
+    except NotARegularFile as exc:
+        noun = "training" if param == "training_file" else "validation"
+        raise DataFileError(f"The {noun} file cannot be read: {exc}.", code=f"invalid_{param}", param=param) from None
     failure = tally.failure(min_examples)
     if failure is not None:
         raise failure
@@ -142,18 +156,23 @@ def check_upload(path: Path) -> str | None:
     example), so the cost is bounded whatever the file holds; the full check runs when a
     job uses the file.
     """
-    if path.stat().st_size == 0:
-        return "The file is empty: a fine-tuning file has one JSON training example per line."
     first: Problem | None = None
     seen = 0
-    for checked in checked_lines(path):
-        if checked.ok:
-            return None
-        if first is None:
-            first = next((p for p in checked.problems if p.is_error), None)
-        seen += 1
-        if seen >= PROBE_LINES:
-            break
+    try:
+        stream = open_regular(path)
+    except NotARegularFile as exc:
+        return f"The file cannot be read: {exc}."
+    with stream:
+        if os.fstat(stream.fileno()).st_size == 0:
+            return "The file is empty: a fine-tuning file has one JSON training example per line."
+        for checked in _checked(stream):
+            if checked.ok:
+                return None
+            if first is None:
+                first = next((p for p in checked.problems if p.is_error), None)
+            seen += 1
+            if seen >= PROBE_LINES:
+                break
     if first is None:
         return "The file has only blank lines: a fine-tuning file has one JSON training example per line."
     scope = f"none of its first {PROBE_LINES:,} lines is" if seen >= PROBE_LINES else "no line of the file is"

@@ -1,11 +1,15 @@
 """Token counts for the models our own trainer serves, exactly as the trainer counts them.
 
 The trainer (``trainer/ml/data.py``, ``ChatTokenizer``) renders every example through the
-model's chat template and tokenises the text with the model's own tokenizer; the tokens
-it trains on, and reports as ``trained_tokens`` per epoch, are the lengths of those
+model's chat template and tokenises the rendering with the model's own tokenizer; the
+tokens it trains on, and reports as ``trained_tokens`` per epoch, are the lengths of those
 sequences. :class:`ChatTokenCounter` does the same here without torch or transformers:
 the ``tokenizers`` package encodes, ``jinja2`` renders the template in the sandbox and
-with the options transformers uses, and the messages are normalised the trainer's way:
+with the options transformers uses. What is rendered, how a rendering becomes tokens
+(markup written in a message stays text; control tokens come only from the template),
+which spans are trained, where sequences are cut and how much work locating the trained
+turns may take is one rule in :mod:`bot.dataset.chat_encoding`, which the trainer calls
+too. In short:
 
 * content becomes text (``None`` -> "", content parts -> their text joined), ``weight``
   is dropped, then keys whose value is ``None`` are dropped (transformers does that);
@@ -13,11 +17,11 @@ with the options transformers uses, and the messages are normalised the trainer'
   prefix-preserving: then each trained assistant turn (``weight`` absent or non-zero) is
   its own sequence, the conversation up to and including that turn;
 * each sequence is cut at the model's maximum length (``max_position_embeddings``), as
-  the trainer truncates.
-
-Locating every trained turn costs one rendering per turn; an example whose trained turns
-times rendered length exceeds :data:`RENDER_BUDGET_CHARS` is counted from one rendering
-instead and flagged an estimate, so no example takes more than a bounded time and memory.
+  the trainer truncates; turns past the cut are not located, so a 1 MiB line of 30,000
+  short messages is counted exactly in seconds. An example that would still take more
+  than :data:`~bot.dataset.chat_encoding.RENDER_BUDGET_MESSAGES` messages rendered (the
+  trainer refuses it) raises :class:`TemplateError`, and callers count it from one
+  rendering as an estimate.
 
 Where the tokenizer comes from (nothing third-party is kept in this repository):
 
@@ -41,11 +45,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.dataset.chat_encoding import RENDER_BUDGET_CHARS as RENDER_BUDGET_CHARS
+from bot.dataset.chat_encoding import RENDER_BUDGET_MESSAGES as RENDER_BUDGET_MESSAGES
+from bot.dataset.chat_encoding import ChatEncoder, Rendered, TrainingSequence, training_sequences
+from bot.dataset.chat_encoding import TemplateError as TemplateError
+from bot.dataset.chat_encoding import is_trained_turn as is_trained_turn
+from bot.dataset.chat_encoding import normalize_messages as normalize_messages
 from bot.dataset.gguf_meta import GGUFError, read_metadata
 
 if TYPE_CHECKING:
@@ -71,21 +81,11 @@ _GGUF_BYTE_LEVEL_PRE = frozenset({"smollm", "gpt-2", "default"})
 """``tokenizer.ggml.pre`` values for which transformers keeps GPT-2's own byte-level split
 (it swaps in another regex for llama3, qwen2 and others, which are not rebuilt here)."""
 _CONTROL, _USER_DEFINED = 3, 4
-RENDER_BUDGET_CHARS = 32 * 1024 * 1024
-"""Locating each trained turn renders the conversation up to it, so the work grows with
-turns x length. Past this many characters (trained turns x rendered length) an example
-is counted from one rendering and flagged an estimate, instead of taking minutes and
-hundreds of MB."""
 _REASONING_FIELDS = ("reasoning_content", "thinking", "reasoning")
 
 
 class ModelTokenizerUnavailable(LookupError):
     """A model's tokenizer or chat template cannot be found or rebuilt here."""
-
-
-class TemplateError(ValueError):
-    """The chat template cannot render an example the way the trainer needs (the trainer
-    refuses such an example, so its count is only an estimate)."""
 
 
 # -- the counter -------------------------------------------------------------------------------
@@ -105,16 +105,35 @@ class ChatTokenCounter:
         self.chat_template = chat_template
         self.special_tokens = dict(special_tokens or {})
         self.max_length = max_length
+        self.encoder = ChatEncoder(tokenizer)
+        """The encoding rule shared with the trainer (:mod:`bot.dataset.chat_encoding`)."""
         self._compiled: dict[str, Template] = {}
 
     # -- text -------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text`` as the trainer encodes it (no special tokens added; special
-        tokens written in the text are matched whole)."""
-        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        """Token ids of a rendering whose every added-token text is the template's own
+        (no special tokens added; ``<|im_start|>`` is one token). For message text use
+        :meth:`count_plain`; for examples, :meth:`count`."""
+        return self.encoder.encode_text(text).ids
 
     def count_text(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
+        """Tokens of a rendering, as :meth:`encode` reads it (without listing them)."""
+        return self.encoder.encode_text(text, keep=0).length
+
+    def count_plain(self, text: str) -> int:
+        """Tokens of message text as the trainer encodes it: markup in it (``<|im_end|>``)
+        is plain characters, never a control token."""
+        return self.encoder.count_plain(text)
+
+    def count_rendered(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> int:
+        """Tokens of the whole conversation rendered once, untruncated (an estimate's basis
+        for an example training refuses); markup in messages counts as text."""
+        normal = normalize_messages(messages)
+        tool_list = list(tools) if tools else None
+        rendered: Rendered = self.encoder.rendered(self.render, normal, tool_list)
+        return self.encoder.count(rendered)
 
     # -- rendering --------------------------------------------------------------------------
     def render(
@@ -160,54 +179,34 @@ class ChatTokenCounter:
         return compiled
 
     # -- examples ---------------------------------------------------------------------------
+    def sequences(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> Iterator[TrainingSequence]:
+        """The sequences the trainer trains one example as, cut at the maximum length
+        (:func:`bot.dataset.chat_encoding.training_sequences`).
+
+        Raises :class:`TemplateError` where the trainer refuses the example.
+        """
+        return training_sequences(self.render, self.encoder, messages, tools, self.max_length)
+
     def sequence_lengths(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
     ) -> list[int]:
         """Untruncated lengths of the training sequences of one example (normally one).
 
-        Raises :class:`TemplateError` where the trainer cannot locate an assistant span.
+        Raises :class:`TemplateError` where the trainer refuses the example.
         """
-        raw = list(messages)
-        normal = normalize_messages(raw)
-        full = self.render(normal, tools)
-        trained = sum(1 for message in raw if is_trained_turn(message))
-        if trained * len(full) > RENDER_BUDGET_CHARS:
-            raise TemplateError(
-                f"{trained} trained turns in a {len(full):,}-character conversation: "
-                "too many to locate each one (counted as an estimate)"
-            )
-        prefix_ok = True
-        for i, message in enumerate(raw):
-            if not is_trained_turn(message):
-                continue
-            prompt = self.render(normal[:i], tools, add_generation_prompt=True)
-            upto = self.render(normal[: i + 1], tools)
-            if not upto.startswith(prompt):
-                raise TemplateError(
-                    f"chat template renders assistant message {i} inconsistently; "
-                    "cannot locate the trained span"
-                )
-            if not full.startswith(upto):
-                prefix_ok = False
-        if prefix_ok:
-            return [self.count_text(full)]
-        # Each trained turn is its own sequence: rendered again one at a time rather than
-        # all kept from the loop above (memory stays that of one rendering).
-        return [
-            self.count_text(self.render(normal[: i + 1], tools))
-            for i, message in enumerate(raw)
-            if is_trained_turn(message)
-        ]
+        return [s.length for s in self.sequences(messages, tools)]
 
     def count(
         self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
     ) -> tuple[int, bool]:
         """(tokens as trained, whether a sequence was cut at the maximum length)."""
-        lengths = self.sequence_lengths(messages, tools)
-        cap = self.max_length
-        if cap is None:
-            return sum(lengths), False
-        return sum(min(n, cap) for n in lengths), any(n > cap for n in lengths)
+        tokens, cut = 0, False
+        for sequence in self.sequences(messages, tools):
+            tokens += len(sequence.ids)
+            cut = cut or sequence.truncated
+        return tokens, cut
 
     # -- sources ----------------------------------------------------------------------------
     @classmethod
@@ -248,32 +247,6 @@ class ChatTokenCounter:
             max_length = int(positions) if positions else None
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
         return cls(tokenizer, _directory_template(path, config), special, max_length)
-
-
-def normalize_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Plain-dict copies with text content, without OpenAI's training-only ``weight`` key.
-    The trainer renders with this same function, so counts and training never drift."""
-    out = []
-    for m in messages:
-        d = {k: v for k, v in m.items() if k != "weight"}
-        d["content"] = _text_of(m.get("content"))
-        out.append(d)
-    return out
-
-
-def is_trained_turn(message: Mapping[str, Any]) -> bool:
-    """True for an assistant message the loss covers (``weight`` absent or non-zero)."""
-    return message.get("role") == "assistant" and message.get("weight", 1) != 0
-
-
-def _text_of(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        return "".join(str(p.get("text", "")) if isinstance(p, Mapping) else str(p) for p in content)
-    return str(content)
 
 
 def _plain(value: Any) -> Any:

@@ -13,7 +13,7 @@ import pytest
 import tiktoken
 
 from bot.dataset.checker import check_file
-from bot.dataset.model_tokens import DEFAULT_MODEL, RENDER_BUDGET_CHARS, smollm2_gguf
+from bot.dataset.model_tokens import DEFAULT_MODEL, smollm2_gguf
 from bot.dataset.tokens import (
     LONG_WHITESPACE,
     TokenCounter,
@@ -27,19 +27,20 @@ needs_smollm2 = pytest.mark.skipif(smollm2_gguf() is None, reason="the llm-smoll
 
 
 @needs_smollm2
-def test_thousands_of_trained_turns_are_estimated_from_one_rendering():
+def test_thousands_of_trained_turns_are_counted_exactly_in_seconds():
     """6,000 messages used to take 259 s and 480 MB (one rendering per trained turn, all
-    kept); past RENDER_BUDGET_CHARS the count is an estimate from one rendering."""
+    kept). Turns are now located only up to the model's 8,192 tokens, so the count is
+    exact (the file the trainer trains on is cut there) and takes seconds."""
     counter = get_counter(f"model:{DEFAULT_MODEL}")
     messages = [m for i in range(3000) for m in (
         {"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"})]
     started = time.monotonic()
     count = counter.count_messages(messages)
     assert time.monotonic() - started < 30
-    assert count.estimated and count.tokens > 0
-    few = messages[:20]  # within the budget: exact
-    assert not counter.count_messages(few).estimated
-    assert 10 * len("".join(m["content"] for m in few)) < RENDER_BUDGET_CHARS
+    assert count.tokens == 8192 and count.truncated and not count.estimated
+    few = messages[:20]
+    small = counter.count_messages(few)
+    assert not small.estimated and not small.truncated and 0 < small.tokens < 8192
 
 
 @needs_smollm2
