@@ -16,7 +16,7 @@ from discord.ext import commands
 from bot.client.bot import TunecordBot
 from bot.client.checks import admin_only, curator_only, guild_of
 from bot.errors import UserError
-from bot.services.models import Comparison, ModelService, ModelStatus
+from bot.services.models import Comparison, ModelService, ModelStatus, PromptSource
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,16 @@ def _code(text: str) -> str:
     return f"`{text.replace('`', '')[:100]}`"
 
 
+PROMPT_SOURCES = {
+    PromptSource.GIVEN: "Prompt: yours",
+    PromptSource.VALIDATION: "Prompts: held out in the fine-tune's validation file (never trained on)",
+    PromptSource.RECENT: (
+        "Prompts: the dataset's last approved examples (no validation split was recorded: "
+        "the model may have trained on them)"
+    ),
+}
+
+
 def comparison_embed(comparison: Comparison) -> discord.Embed:
     """The prompts with both answers side by side (truncated to fit one embed)."""
     embed = discord.Embed(
@@ -42,6 +52,7 @@ def comparison_embed(comparison: Comparison) -> discord.Embed:
             f"Base: {_code(comparison.base_model)}\n"
             f"Fine-tuned: {_code(comparison.tuned_model)}\n"
             + ("System prompt: the dataset's" if comparison.system_prompt else "No system prompt")
+            + f"\n{PROMPT_SOURCES[comparison.prompt_source]}"
         ),
     )
     for i, row in enumerate(comparison.rows, 1):
@@ -127,7 +138,9 @@ class ModelCog(
     @app_commands.command(
         name="compare", description="The base and the fine-tuned model answer side by side"
     )
-    @app_commands.describe(prompt="What to ask both (default: three prompts from the dataset)")
+    @app_commands.describe(
+        prompt="What to ask both (default: three prompts the fine-tune held out for validation)"
+    )
     @curator_only()
     async def compare(self, interaction: discord.Interaction, prompt: str | None = None) -> None:
         await self._compare(interaction, prompt, None)

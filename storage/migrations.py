@@ -482,6 +482,19 @@ CREATE TABLE active_model_history (
 CREATE INDEX active_model_history_guild ON active_model_history (guild_id, id);
 """
 
+# Which examples each fine-tune held out in its validation file (written before the files
+# are uploaded), so /model compare asks the model prompts it never trained on. Only ids:
+# an example deleted (a member's opt-out, a dropped dataset) leaves no trace here.
+_JOB_VALIDATION_EXAMPLES = """
+CREATE TABLE job_validation_examples (
+    job_id INTEGER NOT NULL REFERENCES fine_tune_jobs (id) ON DELETE CASCADE,
+    example_id INTEGER NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
+    guild_id INTEGER NOT NULL,
+    PRIMARY KEY (job_id, example_id)
+) WITHOUT ROWID;
+CREATE INDEX job_validation_examples_example ON job_validation_examples (example_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: guild settings, datasets, examples, votes, consents", _CORE),
     Migration(2, "token counts per encoding and per-dataset statistics", _TOKENS_AND_STATS),
@@ -496,6 +509,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "fine-tunes from Discord: roles, channels, one start, job posts",
               _FINE_TUNES_FROM_DISCORD),
     Migration(10, "active model history", _ACTIVE_MODEL_HISTORY),
+    Migration(11, "the validation examples of each fine-tune", _JOB_VALIDATION_EXAMPLES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -12,6 +12,7 @@ from storage.datasets import DatasetRepository
 from storage.db import Database
 from storage.examples import ExampleRepository
 from storage.guilds import GuildRepository
+from storage.job_splits import JobSplitRepository
 from storage.jobs import JobRepository
 from storage.models import ActiveModelRepository
 from storage.privacy import PrivacyRepository
@@ -31,6 +32,7 @@ class Storage:
         self.votes = VoteRepository(db)
         self.consents = ConsentRepository(db)
         self.jobs = JobRepository(db)
+        self.job_splits = JobSplitRepository(db)
         self.active_models = ActiveModelRepository(db)
         self.channels = ChatChannelRepository(db)
         self.spend = SpendRepository(db)

@@ -2,8 +2,9 @@
 
 The use cases behind ``/finetune`` (no Discord here). A start is two steps: :meth:`plan`
 checks everything and returns the numbers to confirm (or refuses with every reason), then
-:meth:`start` writes our job record first, exports, screens, splits, uploads and starts the
-job at the backend through :meth:`~bot.providers.Provider.start_job_once`, so a retried,
+:meth:`start` writes our job record first, exports, screens, splits, records which examples
+went to the validation file (before any upload, for ``/model compare``), uploads and starts
+the job at the backend through :meth:`~bot.providers.Provider.start_job_once`, so a retried,
 doubled or interrupted start makes one job.
 """
 
@@ -25,7 +26,6 @@ from bot.dataset.checker import check_file
 from bot.dataset.cost import resolve_epochs
 from bot.dataset.errors import InvalidInput, UserError
 from bot.dataset.examples import ChatExample
-from bot.dataset.policy import apply_policy
 from bot.dataset.pricing import ModelPrice, PriceCatalogue
 from bot.providers import Job, JobSpec, Provider, ProviderError
 from bot.services.chat import training_system_prompt
@@ -124,6 +124,17 @@ class StartResult:
 
 
 @dataclass(frozen=True)
+class _Prepared:
+    """A start's files, ready to upload."""
+
+    flagged: list[str]
+    training: Path
+    validation: Path | None
+    validation_ids: list[int]
+    """The examples the validation file holds, in its order (empty: none, or unknown)."""
+
+
+@dataclass(frozen=True)
 class JobList:
     jobs: list[FineTuneJob]
     spent_usd: Decimal
@@ -141,14 +152,19 @@ def _reason_problems(report_errors: Sequence[object], counts: dict[str, int]) ->
     )
 
 
-def split_lines(lines: Sequence[bytes], fraction: float) -> tuple[list[bytes], list[bytes]]:
-    """(training, validation): the ``fraction`` of lines with the smallest content hashes
-    are held out, so the same file always splits the same way."""
+def held_out_indices(lines: Sequence[bytes], fraction: float) -> set[int]:
+    """The positions of the ``fraction`` of lines with the smallest content hashes: the
+    validation lines, so the same file always splits the same way."""
     count = math.floor(len(lines) * fraction)
     if count <= 0:
-        return list(lines), []
+        return set()
     order = sorted(range(len(lines)), key=lambda i: (hashlib.sha256(lines[i]).digest(), i))
-    held = set(order[:count])
+    return set(order[:count])
+
+
+def split_lines(lines: Sequence[bytes], fraction: float) -> tuple[list[bytes], list[bytes]]:
+    """(training, validation), in file order (see :func:`held_out_indices`)."""
+    held = held_out_indices(lines, fraction)
     training = [line for i, line in enumerate(lines) if i not in held]
     validation = [line for i, line in enumerate(lines) if i in held]
     return training, validation
@@ -358,12 +374,15 @@ class FineTuneService:
         workdir = Path(tempfile.mkdtemp(prefix="tunecord-start-"))
         uploaded: list[str] = []
         try:
-            flagged, train_path, valid_path = await self._prepare(plan, workdir)
-            training = await self._provider.upload_file(train_path)
+            prepared = await self._prepare(plan, workdir)
+            flagged = prepared.flagged
+            if prepared.validation_ids:  # recorded before any upload: no job lacks its split
+                await self._storage.job_splits.record(guild_id, job.id, prepared.validation_ids)
+            training = await self._provider.upload_file(prepared.training)
             uploaded.append(training.id)
             validation = None
-            if valid_path is not None:
-                validation = await self._provider.upload_file(valid_path)
+            if prepared.validation is not None:
+                validation = await self._provider.upload_file(prepared.validation)
                 uploaded.append(validation.id)
             await self._storage.jobs.update(
                 guild_id, job.id, provider_file_id=training.id,
@@ -403,23 +422,41 @@ class FineTuneService:
             self.starting.discard(job.id)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    async def _prepare(
-        self, plan: StartPlan, workdir: Path
-    ) -> tuple[list[str], Path, Path | None]:
-        """Export, screen and split: (flagged examples, training file, validation file)."""
+    async def _prepare(self, plan: StartPlan, workdir: Path) -> _Prepared:
+        """Export, screen and split into the training and validation files."""
+        dataset = plan.dataset
         export = workdir / "export.jsonl"
-        await self._files.export(plan.dataset, export)
+        async with self._storage.db.snapshot():  # the file and its examples' ids, one moment
+            await self._files.export(dataset, export)
+            ids = [
+                record.id
+                async for record in self._storage.examples.iterate(
+                    dataset.guild_id, dataset.id, status=ExampleStatus.APPROVED
+                )
+            ]
         lines = [line for line in export.read_bytes().splitlines(keepends=True) if line.strip()]
+        known: list[int] | None = ids
+        if len(ids) != len(lines):  # the export is one line per approved example, in id order
+            log.warning(
+                "the export of dataset %s has %d lines for %d examples: its validation "
+                "examples are not recorded", dataset.id, len(lines), len(ids),
+            )
+            known = None
         flagged: list[str] = []
         verdicts = await self._provider.moderate([_moderation_text(line) for line in lines])
         if verdicts is not None:
             bad = [i for i, v in enumerate(verdicts) if v.flagged]
             if bad:
-                names = await self._example_ids(plan.dataset, [lines[i] for i in bad])
-                flagged = [names.get(lines[i], f"line {i + 1}") for i in bad]
+                flagged = [
+                    f"#{known[i]}" if known is not None else f"line {i + 1}" for i in bad
+                ]
                 drop = set(bad)
                 lines = [line for i, line in enumerate(lines) if i not in drop]
-        training, validation = split_lines(lines, plan.validation_split)
+                if known is not None:
+                    known = [n for i, n in enumerate(known) if i not in drop]
+        held = held_out_indices(lines, plan.validation_split)
+        training = [line for i, line in enumerate(lines) if i not in held]
+        validation = [line for i, line in enumerate(lines) if i in held]
         if len(training) < MIN_TRAINING_EXAMPLES:
             raise UserError(
                 f"Only {len(training)} examples are left to train on"
@@ -432,20 +469,10 @@ class FineTuneService:
         if validation:
             valid_path = workdir / "validation.jsonl"
             valid_path.write_bytes(b"".join(validation))
-        return flagged, train_path, valid_path
-
-    async def _example_ids(self, dataset: Dataset, lines: list[bytes]) -> dict[bytes, str]:
-        """``#id`` of the approved examples whose training line is one of ``lines``."""
-        wanted = set(lines)
-        found: dict[bytes, str] = {}
-        async for record in self._storage.examples.iterate(
-            dataset.guild_id, dataset.id, status=ExampleStatus.APPROVED
-        ):
-            example = apply_policy(record.example, dataset.policy, dataset.system_prompt)
-            line = example.to_json().encode("utf-8") + b"\n"
-            if line in wanted:
-                found[line] = f"#{record.id}"
-        return found
+        validation_ids = (
+            [] if known is None else [n for i, n in enumerate(known) if i in held]
+        )
+        return _Prepared(flagged, train_path, valid_path, validation_ids)
 
     async def _fail_start(
         self, guild_id: int, job_id: int, reason: str, uploaded: list[str]

@@ -9,9 +9,11 @@
   history (``active_model_history``), so rollback works across restarts; with no history,
   rollback clears the active model and the base model answers again.
 * **compare**: up to three prompts answered by the base and the fine-tuned model side by
-  side: the one given, else the user turns of the dataset's last three approved examples
-  (which examples went to the validation split is not recorded; these are the closest
-  stand-in).
+  side: the one given, else the user turns of the first three examples the tuned model's
+  job held out in its validation file (recorded when it started; examples deleted since,
+  e.g. by a member's opt-out, or no longer approved, are skipped), else, for a job with no
+  recorded split or a model id that is none of our jobs, the user turns of the dataset's
+  last three approved examples. :attr:`Comparison.prompt_source` says which.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 
 from bot.dataset.errors import InvalidInput, UserError
 from bot.dataset.pricing import base_model_of
@@ -26,13 +29,21 @@ from bot.providers.errors import ModelNotFound, ProviderError
 from bot.providers.interface import Provider
 from bot.providers.types import ChatMessage
 from bot.services.chat import ChatService, ModelChoice, error_message, training_system_prompt
-from storage.records import ActiveModel, Dataset, ExampleStatus, FineTuneJob, JobStatus
+from storage.records import (
+    ActiveModel,
+    Dataset,
+    ExampleRecord,
+    ExampleStatus,
+    FineTuneJob,
+    JobStatus,
+)
 from storage.store import Storage
 
 COMPARE_PROMPTS = 3
 COMPARE_MAX_TOKENS = 400
 HISTORY_KEPT = 20
 RECENT_JOBS = 100
+SPLIT_PAGE = 20
 
 
 @dataclass(frozen=True)
@@ -59,12 +70,32 @@ class ComparedPrompt:
     tuned: str
 
 
+class PromptSource(StrEnum):
+    """Where a comparison's prompts came from."""
+
+    GIVEN = "given"
+    """The member's own prompt."""
+    VALIDATION = "validation"
+    """Held out in the validation file of the tuned model's job: never trained on."""
+    RECENT = "recent"
+    """The dataset's last approved examples (no validation split is recorded for the
+    model): the model may have trained on them."""
+
+
 @dataclass(frozen=True)
 class Comparison:
     base_model: str
     tuned_model: str
     system_prompt: str | None
     rows: tuple[ComparedPrompt, ...]
+    prompt_source: PromptSource
+
+
+def _user_prompt(record: ExampleRecord) -> str | None:
+    """The example's last user turn, if it is text."""
+    users = [m.get("content") for m in record.example.messages if m.get("role") == "user"]
+    text = users[-1] if users else None
+    return text.strip() if isinstance(text, str) and text.strip() else None
 
 
 class ModelService:
@@ -164,27 +195,57 @@ class ModelService:
         else:
             fallback = await self._chat.model_for(guild_id)
             base = (dataset.base_model if dataset else None) or fallback.model
-        prompts = [prompt.strip()] if prompt and prompt.strip() else await self._held_out(dataset)
+        if prompt and prompt.strip():
+            prompts, source = [prompt.strip()], PromptSource.GIVEN
+        else:
+            prompts, source = await self._held_out(guild_id, job, dataset)
         if not prompts:
             raise InvalidInput(
                 "There are no approved examples to take prompts from: give a `prompt`."
             )
         rows = await asyncio.gather(*(self._row(p, base, tuned, system) for p in prompts))
-        return Comparison(base, tuned, system, tuple(rows))
+        return Comparison(base, tuned, system, tuple(rows), source)
 
-    async def _held_out(self, dataset: Dataset | None) -> list[str]:
+    async def _held_out(
+        self, guild_id: int, job: FineTuneJob | None, dataset: Dataset | None
+    ) -> tuple[list[str], PromptSource]:
+        """The job's validation prompts, else the dataset's last approved ones."""
+        if job is not None:
+            prompts = await self._validation_prompts(guild_id, job.id)
+            if prompts:
+                return prompts, PromptSource.VALIDATION
+        return await self._recent_prompts(dataset), PromptSource.RECENT
+
+    async def _validation_prompts(self, guild_id: int, job_id: int) -> list[str]:
+        """The user turns of the first examples (still approved) the job held out."""
+        prompts: list[str] = []
+        after = 0
+        while True:
+            ids = await self._storage.job_splits.example_ids(
+                guild_id, job_id, status=ExampleStatus.APPROVED, after_id=after, limit=SPLIT_PAGE
+            )
+            for example_id in ids:
+                record = await self._storage.examples.get(guild_id, example_id)
+                text = None if record is None else _user_prompt(record)
+                if text is not None:
+                    prompts.append(text)
+                    if len(prompts) == COMPARE_PROMPTS:
+                        return prompts
+            if len(ids) < SPLIT_PAGE:
+                break
+            after = ids[-1]
+        return prompts
+
+    async def _recent_prompts(self, dataset: Dataset | None) -> list[str]:
         if dataset is None:
             return []
         last: deque[str] = deque(maxlen=COMPARE_PROMPTS)
         async for record in self._storage.examples.iterate(
             dataset.guild_id, dataset.id, status=ExampleStatus.APPROVED
         ):
-            users = [
-                m.get("content") for m in record.example.messages if m.get("role") == "user"
-            ]
-            text = users[-1] if users else None
-            if isinstance(text, str) and text.strip():
-                last.append(text.strip())
+            text = _user_prompt(record)
+            if text is not None:
+                last.append(text)
         return list(last)
 
     async def _row(self, prompt: str, base: str, tuned: str, system: str | None) -> ComparedPrompt:

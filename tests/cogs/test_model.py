@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import discord
 import pytest
 from discord import app_commands
@@ -9,6 +12,8 @@ from discord.ext import commands
 from openai import AsyncOpenAI
 
 from bot.dataset.examples import ChatExample
+from bot.services.models import ModelService, PromptSource
+from storage.records import JobStatus
 from tests.bot.inprocess import running_tunecord
 from tests.standins.discord import P
 from tests.standins.openai import base_answer
@@ -36,8 +41,8 @@ async def train(openai_server, n: int = 10) -> str:
         await client.close()
 
 
-@pytest.fixture
-async def world(discord_server, openai_server, tmp_path):
+@contextlib.asynccontextmanager
+async def a_world(discord_server, openai_server, tmp_path, **extra):
     guild = discord_server.create_guild("HQ", channels=("general",))
     managers = guild.create_role("managers", permissions=P.MANAGE_GUILD | P.MANAGE_MESSAGES)
     people = {"admin": guild.add_member("admin", roles=[managers]), "alice": guild.add_member("alice")}
@@ -46,6 +51,7 @@ async def world(discord_server, openai_server, tmp_path):
         "openai_base_url": openai_server.base_url,
         "openai_api_key": openai_server.config.api_key,
         "provider_max_retries": 1,
+        **extra,
     }
     async with running_tunecord(discord_server, tmp_path, **settings) as bot:
         dataset = await bot.services.datasets.create(
@@ -55,6 +61,27 @@ async def world(discord_server, openai_server, tmp_path):
             example = ChatExample.from_obj(chat_example(f"what is topic {i}?", f"topic {i} is fun"))
             await bot.storage.examples.add(guild.id, dataset.id, example, status="approved")
         yield guild, bot, people, dataset
+
+
+@pytest.fixture
+async def world(discord_server, openai_server, tmp_path):
+    async with a_world(discord_server, openai_server, tmp_path) as made:
+        yield made
+
+
+@pytest.fixture
+async def tuning(discord_server, openai_server, tmp_path):
+    """The world with 20 approved examples (alice wrote the even ones from topic 5 on) and a
+    job follower that notices a finished fine-tune at once."""
+    async with a_world(discord_server, openai_server, tmp_path, job_poll_seconds=0.05) as made:
+        guild, bot, people, dataset = made
+        for i in range(5, 20):
+            example = ChatExample.from_obj(chat_example(f"what is topic {i}?", f"topic {i} is fun"))
+            await bot.storage.examples.add(
+                guild.id, dataset.id, example, status="approved",
+                contributor_id=people["alice"].id if i % 2 == 0 else None,
+            )
+        yield made
 
 
 async def answer(handle):
@@ -190,3 +217,99 @@ async def test_the_compare_event_is_answered_like_the_command(
         assert values == [
             "what is topic 1?", base_answer(BASE, None, "what is topic 1?"), "topic 1 is fun"
         ]
+
+
+# -- held-out prompts: the validation split of the tuned model's job ----------------------
+
+LAST_APPROVED = ["what is topic 17?", "what is topic 18?", "what is topic 19?"]
+
+
+async def fine_tune(bot, guild, admin, openai_server, **options):
+    """``/finetune start`` confirmed, run to completion at the backend and followed."""
+    handle = await admin.slash("finetune start", dataset="marv", **options)
+    plan = await handle.next_followup(timeout=30)
+    assert plan.embeds, plan.content
+    started = await (await admin.click(plan, "Confirm")).next_followup(timeout=30)
+    assert "started" in started.content, started.content
+    [job] = await bot.storage.jobs.recent(guild.id, 1)
+    openai_server.jobs.run_to_completion(job.provider_job_id)
+    async with asyncio.timeout(15):
+        while job.status != JobStatus.SUCCEEDED or not job.fine_tuned_model:
+            await asyncio.sleep(0.02)
+            job = await bot.storage.jobs.get(guild.id, job.id)
+    return job
+
+
+def user_turn(line: bytes) -> str:
+    messages = ChatExample.from_json(line.decode()).messages
+    return [m["content"] for m in messages if m["role"] == "user"][-1]
+
+
+async def compared_prompts(admin, openai_server, says: str | None = None):
+    """The prompts ``/model compare`` showed, checked against what both models were asked
+    (and the embed naming where they came from, when ``says`` is given)."""
+    asked = len(openai_server.chat_log)
+    shown = await answer(await admin.slash("model compare"))
+    if says is not None:
+        assert says in shown.embeds[0]["description"]
+    prompts = [f["value"] for f in shown.embeds[0]["fields"] if f["name"].startswith("Prompt")]
+    sent = openai_server.chat_log[asked:]
+    assert sorted(c.last_user for c in sent) == sorted(prompts * 2)  # base and fine-tuned
+    return prompts
+
+
+async def test_compare_asks_the_prompts_the_job_held_out(tuning, openai_server):
+    guild, bot, people, _ = tuning
+    admin = people["admin"]
+    job = await fine_tune(bot, guild, admin, openai_server, validation_split=0.2)
+    validation = openai_server.files.files[job.validation_file_id].content.splitlines()
+    held = [user_turn(line) for line in validation]
+    assert len(held) == 4  # 20 approved examples, a fifth held out
+    recorded = await bot.storage.job_splits.example_ids(guild.id, job.id)
+    records = [await bot.storage.examples.get(guild.id, i) for i in recorded]
+    assert [r.example.messages[-2]["content"] for r in records] == held  # exactly the file
+
+    await answer(await admin.slash("model use", target=str(job.id)))
+    assert held[:3] != LAST_APPROVED  # so the fallback could not pass for them
+    assert await compared_prompts(admin, openai_server, says="held out") == held[:3]
+    # the Compare button names the model, not the job: the same job, the same prompts
+    service = ModelService(bot.storage, bot.provider, bot.services.chat)
+    comparison = await service.compare(guild.id, model_id=job.fine_tuned_model)
+    assert [r.prompt for r in comparison.rows] == held[:3]
+    assert comparison.prompt_source == PromptSource.VALIDATION
+
+
+async def test_an_opted_out_members_held_out_prompt_is_never_asked(tuning, openai_server):
+    guild, bot, people, _ = tuning
+    admin, alice = people["admin"], people["alice"]
+    job = await fine_tune(bot, guild, admin, openai_server, validation_split=0.2)
+    recorded = await bot.storage.job_splits.example_ids(guild.id, job.id)
+    records = [await bot.storage.examples.get(guild.id, i) for i in recorded]
+    hers = [r.example.messages[-2]["content"] for r in records if r.contributor_id == alice.id]
+    others = [r.example.messages[-2]["content"] for r in records if r.contributor_id != alice.id]
+    assert hers and others  # the split holds both kinds (it depends on the content only)
+    await answer(await admin.slash("model use", target=str(job.id)))
+    before = await compared_prompts(admin, openai_server)
+    assert set(hers) & set(before)
+
+    await (await alice.slash("privacy optout")).next_followup()
+    asked = len(openai_server.chat_log)
+    after = await compared_prompts(admin, openai_server)
+    assert after == others[:3]
+    assert not {c.last_user for c in openai_server.chat_log[asked:]} & set(hers)
+
+
+async def test_without_a_recorded_split_compare_takes_the_last_approved_examples(
+    tuning, openai_server
+):
+    guild, bot, people, _ = tuning
+    admin = people["admin"]
+    job = await fine_tune(bot, guild, admin, openai_server, validation_split=0.0)
+    assert job.validation_file_id is None
+    assert await bot.storage.job_splits.example_ids(guild.id, job.id) == []
+    await answer(await admin.slash("model use", target=str(job.id)))
+    assert await compared_prompts(admin, openai_server, says="may have trained") == LAST_APPROVED
+    service = ModelService(bot.storage, bot.provider, bot.services.chat)
+    assert (await service.compare(guild.id)).prompt_source == PromptSource.RECENT
+    given = await service.compare(guild.id, prompt="what is topic 3?")
+    assert given.prompt_source == PromptSource.GIVEN
