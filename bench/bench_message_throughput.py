@@ -7,8 +7,8 @@ alternating rounds, one of two clients connected to it:
 
 * **tunecord**: the real bot built by the composition root
   (:func:`tests.bot.inprocess.running_tunecord`, a real SQLite file) with ``/chat enable``
-  on ``#chat``, plus a small counting cog (``extra_cogs``) whose ``on_message`` listener
-  counts the messages the bot has received;
+  on ``#chat``, plus a counter added the way the bot's cogs read messages (a message
+  reader, run in the bot's one ``on_message`` task with the chat cog's reader);
 * **bare**: a bare ``discord.Client`` with the same intents whose ``on_message`` counts.
 
 Before each burst the messages are created in the stand-in without dispatching them
@@ -16,8 +16,8 @@ Before each burst the messages are created in the stand-in without dispatching t
 different members, with their gateway payloads built; 200 warm-up events go first. Then
 ``t0`` is taken, every ``MESSAGE_CREATE`` is queued to the bot's gateway connection at once,
 and the burst ends when the counter has seen the last message and the event loop has run
-every callback queued before it (the chat cog's listener of the last message included: it
-is scheduled with the counter's and finishes in one step when the channel is cached as
+every callback queued before it (the chat cog's reader of the last message included: it
+runs before the counter's and finishes in one step when the channel is cached as
 off). The rate is messages / (end - ``t0``).
 
 The stand-in serialises and writes each frame in the same process (as it does for both
@@ -33,15 +33,15 @@ import gc
 import os
 import tempfile
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 import discord
-from discord.ext import commands
 
 from bench.bench_stats_million import cpu_model
 from bench.common import median
-from bot.client.bot import bot_intents
+from bot.client.bot import MessageReader, bot_intents
 from tests.bot.inprocess import running_tunecord
 from tests.standins.discord import DiscordStandIn, P
 from tests.standins.discord.fixtures import running_bot, standin_client_kwargs
@@ -75,13 +75,14 @@ class Tally:
             self.done.set()
 
 
-class CountingCog(commands.Cog):
-    def __init__(self, tally: Tally) -> None:
-        self.tally = tally
+def counting_reader(tally: Tally) -> MessageReader:
+    """Counts the way a cog of the bot reads messages: a message reader (see
+    ``TunecordBot.on_message``), run in the bot's own ``on_message`` task."""
 
-    @commands.Cog.listener("on_message")
-    async def count(self, message: discord.Message) -> None:
-        await self.tally.seen()
+    def count(message: discord.Message) -> Coroutine[Any, Any, None]:
+        return tally.seen()
+
+    return count
 
 
 class BareClient(discord.Client):
@@ -147,9 +148,8 @@ async def run(messages: int, rounds: int, freeze: bool) -> dict[str, list[float]
                     events = payloads(messages, offset + WARMUP)
                     offset += WARMUP + messages
                     if kind == "tunecord":
-                        async with running_tunecord(
-                            server, folder, extra_cogs=[CountingCog(tally)]
-                        ):
+                        async with running_tunecord(server, folder) as bot:
+                            bot.message_readers.append(counting_reader(tally))
                             await burst(server, warm, guild.id, tally, freeze)
                             seconds = await burst(server, events, guild.id, tally, freeze)
                     else:

@@ -16,14 +16,16 @@ A thin adapter over :class:`~bot.services.chat.ChatService`.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.client.bot import TunecordBot
-from bot.client.chat_context import addresses_bot, conversation, is_human
+from bot.client.channel_memory import ChannelMemory
+from bot.client.chat_context import addresses_bot, as_turn, conversation, is_human
 from bot.client.checks import guild_of, require_manage_channels
 from bot.client.stream_editor import NO_PINGS, stream_answer
 from bot.errors import UserError
@@ -59,6 +61,7 @@ class ChatCog(
     def __init__(self, bot: TunecordBot, service: ChatService) -> None:
         self.bot = bot
         self.chat = service
+        self.memory = ChannelMemory()
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         return require_manage_channels(interaction)
@@ -100,24 +103,43 @@ class ChatCog(
 
     # -- answering ----------------------------------------------------------------------
 
-    async def should_answer(self, message: discord.Message) -> bool:
-        me = self.bot.user
-        if me is None or message.guild is None or message.author.id == me.id:
-            return False
-        if not is_human(message) or not message.content.strip():
-            return False
-        if addresses_bot(message, me):
-            return True
-        channel = message.channel
-        parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
-        return await self.chat.is_chat_channel(message.guild.id, channel.id, parent_id)
+    async def cog_load(self) -> None:
+        self.bot.message_readers.append(self.read)
 
-    @commands.Cog.listener("on_message")
+    async def cog_unload(self) -> None:
+        self.bot.message_readers.remove(self.read)
+
+    def read(self, message: discord.Message) -> Coroutine[Any, Any, None] | None:
+        """Every message: kept if its channel is remembered, answered if it is for the bot
+        (a :data:`~bot.client.bot.MessageReader`: no await for the messages it leaves)."""
+        me = self.bot.user
+        if me is None:
+            return None
+        channel = message.channel
+        if self.memory.remembers(channel.id):
+            self.memory.observe(channel.id, message.id, as_turn(message, me))
+        guild = message.guild
+        if guild is None or message.author.id == me.id:
+            return None
+        if not is_human(message) or not message.content.strip():
+            return None
+        if addresses_bot(message, me):
+            return self.answer(message)
+        parent_id = channel.parent_id if isinstance(channel, discord.Thread) else None
+        known = self.chat.known_chat_channel(guild.id, channel.id, parent_id)
+        if known is None:
+            return self._answer_in_chat_channel(message, guild.id, parent_id)
+        return self.answer(message) if known else None
+
+    async def _answer_in_chat_channel(
+        self, message: discord.Message, guild_id: int, parent_id: int | None
+    ) -> None:
+        if await self.chat.is_chat_channel(guild_id, message.channel.id, parent_id):
+            await self.answer(message)
+
     async def answer(self, message: discord.Message) -> None:
-        if not await self.should_answer(message):
-            return
+        """Answer ``message`` within the limits (a short notice when they refuse)."""
         assert message.guild is not None and self.bot.user is not None
-        self.bot.in_flight.track_current()
         ticket = self.chat.limits.acquire(message.guild.id, message.author.id, message.channel.id)
         if isinstance(ticket, Refusal):
             await self._notice(message, ticket.notice)
@@ -130,7 +152,7 @@ class ChatCog(
     async def _answer(self, message: discord.Message) -> None:
         assert message.guild is not None and self.bot.user is not None
         try:
-            history = await conversation(message, self.bot.user)
+            history = await conversation(message, self.bot.user, self.memory)
             plan = await self.chat.prepare(message.guild.id, history)
         except UserError as exc:
             await self._reply(message, error_message(exc))
@@ -149,6 +171,36 @@ class ChatCog(
             return
         if result.error is not None and not isinstance(result.error, UserError):
             log.warning("chat answer failed", exc_info=result.error)
+
+    # -- keeping the remembered channels up to date (see bot.client.channel_memory) ------
+
+    @commands.Cog.listener("on_raw_message_edit")
+    async def remember_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        me = self.bot.user
+        if me is not None and self.memory.remembers(payload.channel_id):
+            self.memory.edited(payload.channel_id, payload.message_id, as_turn(payload.message, me))
+
+    @commands.Cog.listener("on_raw_message_delete")
+    async def remember_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.memory.deleted(payload.channel_id, (payload.message_id,))
+
+    @commands.Cog.listener("on_raw_bulk_message_delete")
+    async def remember_bulk_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self.memory.deleted(payload.channel_id, payload.message_ids)
+
+    @commands.Cog.listener("on_guild_channel_delete")
+    async def forget_channel(self, channel: discord.abc.GuildChannel) -> None:
+        self.memory.forget(channel.id)
+
+    @commands.Cog.listener("on_raw_thread_delete")
+    async def forget_thread(self, payload: discord.RawThreadDeleteEvent) -> None:
+        self.memory.forget(payload.thread_id)
+
+    @commands.Cog.listener("on_connect")
+    async def forget_all(self) -> None:
+        """A new gateway session (discord.py dispatches ``connect`` on READY, not on a
+        RESUME, and before any later event): events may have been missed meanwhile."""
+        self.memory.forget()
 
     async def _reply(self, message: discord.Message, text: str) -> None:
         try:

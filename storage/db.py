@@ -172,6 +172,7 @@ class Database:
         self._write_lock = asyncio.Lock()
         self._clock = clock
         self._closed = False
+        self._version = 0
 
     @classmethod
     async def open(
@@ -259,6 +260,13 @@ class Database:
 
     # -- transactions -------------------------------------------------------------------
 
+    @property
+    def version(self) -> int:
+        """Changes when a write transaction begins and when it ends (odd while one is
+        open): equal even versions before and after a read mean no write of this process
+        touched the database in between, so what was read may be kept until it changes."""
+        return self._version
+
     def _own_transaction(self) -> Transaction | None:
         tx = _current.get()
         if tx is not None and tx._open and tx._db is self and tx._owner is asyncio.current_task():
@@ -287,6 +295,7 @@ class Database:
                 raise
             tx = Transaction(self, self._writer)
             token = _current.set(tx)
+            self._version += 1
             try:
                 yield tx
                 await _finish(self._writer.execute("COMMIT"))
@@ -296,6 +305,7 @@ class Database:
             finally:
                 tx._open = False
                 _current.reset(token)
+                self._version += 1
 
     async def _rollback(self) -> None:
         if self._writer.in_transaction:

@@ -5,7 +5,9 @@
 * :func:`conversation`: the reply chain above the message when it is a reply (the
   message's resolved reference, the bot's cache, then ``fetch_message``; same channel
   only; it stops at a deleted or unreachable message), otherwise the recent messages of
-  the channel or thread before it. At most :data:`~bot.services.chat.HISTORY_MESSAGES`,
+  the channel or thread before it, from :class:`~bot.client.channel_memory.ChannelMemory`
+  (one REST read per channel, then the gateway's events). At most
+  :data:`~bot.services.chat.HISTORY_MESSAGES`,
   oldest first, the message itself last. System messages, other bots' and webhooks'
   messages and messages without text are left out.
 * Text: the bot's own mention is removed, other user mentions become ``@name``.
@@ -18,6 +20,7 @@ import re
 
 import discord
 
+from bot.client.channel_memory import ChannelMemory
 from bot.services.chat import HISTORY_MESSAGES, ContextMessage
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,11 @@ def _usable(message: discord.Message, me: discord.abc.User) -> bool:
     return (ours or is_human(message)) and bool(message.content.strip())
 
 
+def as_turn(message: discord.Message, me: discord.abc.User) -> ContextMessage | None:
+    """The message as context, or None when it is not a turn (see :func:`_usable`)."""
+    return _context(message, me) if _usable(message, me) else None
+
+
 async def _parent(message: discord.Message) -> discord.Message | None:
     ref = message.reference
     if ref is None or ref.message_id is None or ref.type is not discord.MessageReferenceType.reply:
@@ -113,21 +121,36 @@ async def reply_chain(
 
 
 async def recent_history(
-    message: discord.Message, me: discord.abc.User, limit: int = HISTORY_MESSAGES
+    message: discord.Message,
+    me: discord.abc.User,
+    memory: ChannelMemory,
+    limit: int = HISTORY_MESSAGES,
 ) -> list[ContextMessage]:
     """The recent messages of the channel before ``message``, then ``message``."""
-    earlier: list[discord.Message] = []
+    channel = message.channel
+
+    async def fetch() -> list[tuple[int, ContextMessage]]:
+        found: list[tuple[int, ContextMessage]] = []
+        async for older in channel.history(limit=limit - 1, before=message):
+            turn = as_turn(older, me)
+            if turn is not None:
+                found.append((older.id, turn))
+        return found
+
+    current = _context(message, me)
     try:
-        async for older in message.channel.history(limit=limit - 1, before=message):
-            if _usable(older, me):
-                earlier.append(older)
+        earlier = await memory.history(channel.id, message.id, limit - 1, fetch)
     except discord.HTTPException as exc:  # no Read Message History: the message alone
-        log.debug("history of %s unreadable: %s", message.channel.id, exc)
-    return [_context(m, me) for m in reversed(earlier)] + [_context(message, me)]
+        log.debug("history of %s unreadable: %s", channel.id, exc)
+        earlier = []
+    memory.observe(channel.id, message.id, current)
+    return [*earlier, current]
 
 
-async def conversation(message: discord.Message, me: discord.abc.User) -> list[ContextMessage]:
+async def conversation(
+    message: discord.Message, me: discord.abc.User, memory: ChannelMemory
+) -> list[ContextMessage]:
     """The context for answering ``message`` (see the module docstring)."""
     if message.reference is not None and message.reference.message_id is not None:
         return await reply_chain(message, me)
-    return await recent_history(message, me)
+    return await recent_history(message, me, memory)

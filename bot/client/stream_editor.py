@@ -1,6 +1,7 @@
 """Streaming a model's answer into Discord messages while it is being written.
 
-:func:`stream_answer` shows the typing indicator until the first visible text arrives,
+:func:`stream_answer` shows the typing indicator until the first visible text arrives
+(sent alongside the model's request once it takes more than a quarter of a second),
 sends it as a reply to the asking message (without pinging its author), then edits that
 message at most once per ``interval`` (measured on the event loop's clock) as the text
 grows. Past 2,000 characters the answer continues in new messages, split by
@@ -31,6 +32,10 @@ log = logging.getLogger(__name__)
 DEFAULT_INTERVAL = 1.0
 """Seconds between two edits of a streaming answer (Discord allows about 5 edits in 5 s)."""
 DEFAULT_EMPTY_NOTE = "*(The model returned an empty answer.)*"
+TYPING_AFTER_SECONDS = 0.25
+"""An answer whose first text comes sooner needs no typing indicator (one REST call less)."""
+TYPING_RENEW_SECONDS = 8.0
+"""Discord shows a typing indicator for about 10 seconds after each call."""
 
 NO_PINGS = discord.AllowedMentions.none()
 
@@ -130,18 +135,40 @@ class _Stream:
 
     async def run(self, iterator: AsyncIterator[str]) -> Exception | None:
         """Read ``iterator`` to its end, showing the text as it grows; the error that ended it."""
+        typing_done = asyncio.Event()
+        typing = asyncio.create_task(self._type_until(typing_done))
         try:
-            async with contextlib.AsyncExitStack() as typing:
-                try:
-                    await typing.enter_async_context(self.channel.typing())
-                except discord.HTTPException as exc:  # no indicator is no reason not to answer
-                    log.debug("typing indicator refused: %s", exc)
+            try:
                 while not self.text.strip():
                     self.text += await anext(iterator)
-        except StopAsyncIteration:
-            return None
-        except Exception as exc:
-            return exc
+            except StopAsyncIteration:
+                return None
+            except Exception as exc:
+                return exc
+            finally:
+                typing_done.set()
+            return await self._stream_rest(iterator)
+        finally:
+            typing_done.set()
+            await typing
+
+    async def _type_until(self, done: asyncio.Event) -> None:
+        """The typing indicator, alongside the backend's request (not before it), once the
+        first text takes longer than :data:`TYPING_AFTER_SECONDS`, renewed until it arrives;
+        a refusal is no reason not to answer."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), TYPING_AFTER_SECONDS)
+        while not done.is_set():
+            try:
+                await self.channel.typing()
+            except discord.HTTPException as exc:
+                log.debug("typing indicator refused: %s", exc)
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), TYPING_RENEW_SECONDS)
+
+    async def _stream_rest(self, iterator: AsyncIterator[str]) -> Exception | None:
+        """Show the first text at once, then the rest as it grows."""
         loop = asyncio.get_running_loop()
         self.next_flush = loop.time() + self.interval
         await self.flush(self.text, final=False)

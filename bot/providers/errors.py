@@ -20,6 +20,12 @@ TRAINING_ALTERNATIVES = (
 )
 
 
+def sentence(text: str) -> str:
+    """``text`` starting with a capital: a backend's label ("the model server at ...") may
+    begin a message."""
+    return text[:1].upper() + text[1:]
+
+
 class ProviderError(UserError):
     """A backend call failed; ``str(error)`` is safe to show."""
 
@@ -33,7 +39,7 @@ class ProviderError(UserError):
         code: str | None = None,
         outcome_unknown: bool = False,
     ) -> None:
-        super().__init__(message)
+        super().__init__(sentence(message))
         self.status = status
         self.code = code
         self.outcome_unknown = outcome_unknown

@@ -29,6 +29,9 @@ from bot.providers.errors import (
     Unavailable,
 )
 
+TIMED_OUT = "timed_out"
+"""The ``code`` of an :class:`~bot.providers.errors.Unavailable` raised because no answer
+came in time: the request may still be applied (a job creation must not be sent again)."""
 MAX_QUOTED = 300
 """The most characters of a backend's message quoted to members."""
 
@@ -113,7 +116,9 @@ def translate(
     if isinstance(exc, openai.APIResponseValidationError):
         return Unavailable(f"{label} sent an answer tunecord could not read; try again later.")
     if isinstance(exc, openai.APITimeoutError) or isinstance(exc, httpx2.TimeoutException):
-        return Unavailable(f"{label} did not answer in time; try again in a minute.")
+        return Unavailable(
+            f"{label} did not answer in time; try again in a minute.", code=TIMED_OUT
+        )
     if isinstance(exc, openai.APIConnectionError):
         return Unavailable(f"Cannot reach {label} right now; try again in a minute.")
     if isinstance(exc, httpx2.TransportError):

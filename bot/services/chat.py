@@ -60,6 +60,8 @@ CHANNEL_CONCURRENCY = 2
 """Answers written at once in one channel (a thread counts as its own channel)."""
 NOTICE_SECONDS = 6.0
 """How long a cooldown or busy notice stays before it is deleted."""
+MODEL_CHOICES_KEPT = 10_000
+"""Guilds whose model choice is kept between answers."""
 
 BASE_NOTE_PREFIX = "-# Answered by the base model"
 
@@ -322,6 +324,7 @@ class ChatService:
         self._default_model = default_model
         self.limits = limits or ChatLimits()
         self._channels: dict[int, set[int]] = {}
+        self._choices: dict[int, tuple[int, ModelChoice]] = {}
 
     # channels
     async def _enabled(self, guild_id: int) -> set[int]:
@@ -347,11 +350,36 @@ class ChatService:
         self, guild_id: int, channel_id: int, parent_id: int | None = None
     ) -> bool:
         """Whether chat is on in the channel, or (a thread) in its parent."""
-        enabled = await self._enabled(guild_id)
+        await self._enabled(guild_id)
+        known = self.known_chat_channel(guild_id, channel_id, parent_id)
+        return bool(known)
+
+    def known_chat_channel(
+        self, guild_id: int, channel_id: int, parent_id: int | None = None
+    ) -> bool | None:
+        """:meth:`is_chat_channel` without waiting: None when the guild's channels are not
+        read yet."""
+        enabled = self._channels.get(guild_id)
+        if enabled is None:
+            return None
         return channel_id in enabled or (parent_id is not None and parent_id in enabled)
 
     # model
     async def model_for(self, guild_id: int) -> ModelChoice:
+        """The model and system prompt the guild chats with now (kept between answers
+        until this process writes anything to the database: see ``Database.version``)."""
+        version = self._storage.db.version
+        kept = self._choices.get(guild_id)
+        if kept is not None and kept[0] == version and version % 2 == 0:
+            return kept[1]
+        choice = await self._read_model(guild_id)
+        if self._storage.db.version == version and version % 2 == 0:
+            if len(self._choices) >= MODEL_CHOICES_KEPT:
+                self._choices.clear()
+            self._choices[guild_id] = (version, choice)
+        return choice
+
+    async def _read_model(self, guild_id: int) -> ModelChoice:
         active = await self._storage.active_models.get(guild_id)
         if active is not None:
             return ModelChoice(active.model, active.system_prompt, fine_tuned=True)

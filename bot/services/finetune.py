@@ -11,6 +11,7 @@ doubled or interrupted start makes one job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -18,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from bot.dataset.errors import InvalidInput, UserError
 from bot.dataset.examples import ChatExample
 from bot.dataset.pricing import ModelPrice, PriceCatalogue
 from bot.providers import Job, JobSpec, Provider, ProviderError
+from bot.providers.errors import sentence
 from bot.services.chat import training_system_prompt
 from bot.services.datasets import DatasetService
 from bot.services.imports import DatasetFileService
@@ -60,6 +62,10 @@ class StartRefused(InvalidInput):
         self.reasons = list(reasons)
         text = "I cannot start this fine-tune:\n" + "\n".join(f"- {r}" for r in self.reasons)
         super().__init__(text)
+
+
+RECONCILE_GRACE = timedelta(minutes=3)
+"""See :attr:`FineTuneService.reconcile_grace` (longer than any sensible provider timeout)."""
 
 
 def month_start(now: datetime | None = None) -> datetime:
@@ -201,6 +207,9 @@ class FineTuneService:
         self._default_model = default_model
         self.starting: set[int] = set()
         """Our job ids being started right now (the follower leaves them alone)."""
+        self.reconcile_grace = RECONCILE_GRACE
+        """How long after its record an unconfirmed start may still appear at the backend
+        (a creation that timed out can be applied late) before it is called failed."""
 
     @property
     def backend_label(self) -> str:
@@ -278,11 +287,11 @@ class FineTuneService:
             if tunable:
                 names = ", ".join(f"`{p.model}`" for p in tunable)
                 reasons.append(
-                    f"{self._provider.label} cannot fine-tune `{price.model}`; it can fine-tune "
+                    f"{sentence(self._provider.label)} cannot fine-tune `{price.model}`; it can fine-tune "
                     f"{names}."
                 )
             else:
-                reasons.append(f"{self._provider.label} lists no model it can fine-tune.")
+                reasons.append(f"{sentence(self._provider.label)} lists no model it can fine-tune.")
         if suffix is not None and not 1 <= len(suffix.strip()) <= MAX_SUFFIX:
             reasons.append(f"The suffix must be 1 to {MAX_SUFFIX} characters.")
         if validation_split is not None and not 0 <= validation_split <= MAX_VALIDATION_SPLIT:
@@ -499,12 +508,19 @@ class FineTuneService:
 
     async def reconcile(self, job: FineTuneJob) -> FineTuneJob | None:
         """A pending job with no backend id (an interrupted start): adopt the backend's job
-        named by our id, or mark ours failed. ``None`` while it is being started."""
+        named by our id, or mark ours failed once :attr:`reconcile_grace` has passed.
+        ``None`` while it is being started or may still appear."""
         if job.id in self.starting:
             return None
         found = await self._provider.find_jobs({METADATA_JOB: str(job.id), "guild": str(job.guild_id)})
         if found:
             return await self._adopt(job.guild_id, job, found[0])
+        if datetime.now(UTC) - job.created_at < self.reconcile_grace:
+            return None  # not there yet; a late creation may still appear
+        for file_id in (job.provider_file_id, job.validation_file_id):
+            if file_id:  # uploaded for a job that never came: nothing will use them
+                with contextlib.suppress(ProviderError):
+                    await self._provider.delete_file(file_id)
         return await self._storage.jobs.update(
             job.guild_id, job.id, status=JobStatus.FAILED,
             error="The start was interrupted before the backend created the job.",

@@ -109,16 +109,25 @@ async def test_edits_at_most_once_per_interval_then_once_more_at_the_end(world, 
 
 async def test_typing_until_the_first_text_then_a_reply_without_a_ping(world, discord_server):
     general, asked, channel, question = await ask(world)
-    model = Model(["  ", "\n", "Hello", " there"], first_delay=0.3)
+    model = Model(["  ", "\n", "Hello", " there"], first_delay=0.8)
     result = await stream_answer(channel, model.deltas(), reply_to=question, error_note=NOTE)
     [answer] = answers(discord_server, general, asked)
     assert answer.content == "Hello there"
     assert answer.reference_id == asked.id and not answer.pings  # a reply, pinging nobody
     [typing] = exchanges(discord_server, "POST", TYPING, general)
     [send] = exchanges(discord_server, "POST", MESSAGES, general)
-    assert typing.started < send.started and send.started - typing.started >= 0.25
+    assert typing.started < send.started and send.started - typing.started >= 0.4
     assert send.request_json["allowed_mentions"] == {"parse": [], "replied_user": False}
     assert [m.id for m in result.messages] == [answer.id]
+
+
+async def test_a_quick_answer_needs_no_typing_indicator(world, discord_server):
+    general, asked, channel, question = await ask(world)
+    model = Model(["Hello", " there"], first_delay=0.0)
+    await stream_answer(channel, model.deltas(), reply_to=question, error_note=NOTE)
+    [answer] = answers(discord_server, general, asked)
+    assert answer.content == "Hello there"
+    assert exchanges(discord_server, "POST", TYPING, general) == []
 
 
 async def test_a_5000_character_answer_with_a_code_block_is_split(world, discord_server):

@@ -388,3 +388,44 @@ async def test_answers_keep_coming_after_an_error(world, discord_server, openai_
     await asyncio.sleep(0)
     asked = await people["bob"].send(chat, "two")
     await final_answer(discord_server, chat, asked, base_reply("two"))
+
+
+async def test_history_is_read_once_then_kept_from_the_gateway(world, discord_server, openai_server):
+    """After one history read per channel the context comes from the gateway's events:
+    edits and deletions show, no further read; a new gateway session reads it again."""
+    guild, bot, people = world
+    chat = guild.channel("chat")
+
+    def history_reads():
+        return [c for c in discord_server.calls("GET", "/channels/{channel_id}/messages")
+                if str(chat.id) in c.path]
+
+    before = await people["bob"].send(chat, "typo here")  # before chat was on: not answered
+    doomed = await people["carol"].send(chat, "delete me")
+    await enable(guild, people)
+    first = await people["alice"].send(chat, "first question")
+    first_prompt = "typo here\ndelete me\nfirst question"  # one user turn: joined
+    await final_answer(discord_server, chat, first, base_reply(first_prompt))
+    assert openai_server.chat_log[-1].messages[-1]["content"] == first_prompt
+    assert len(history_reads()) == 1
+    await people["bob"].edit(before, "fixed words")
+    await people["carol"].delete(doomed)
+    asked = await people["dave"].send(chat, "second question")
+    await final_answer(discord_server, chat, asked, base_reply("second question"))
+    call = openai_server.chat_log[-1]
+    assert [m["content"] for m in call.messages] == [
+        PROMPT,
+        "fixed words\nfirst question",
+        base_answer(BASE, PROMPT, first_prompt),
+        "second question",
+    ]
+    assert len(history_reads()) == 1
+
+    identifies = len(discord_server.gateway.identifies)
+    await discord_server.gateway.invalidate_session(resumable=False)
+    async with asyncio.timeout(10):
+        while len(discord_server.gateway.identifies) == identifies or not bot.is_ready():
+            await asyncio.sleep(0.02)
+    again = await people["alice"].send(chat, "after a new session")
+    await final_answer(discord_server, chat, again, base_reply("after a new session"))
+    assert len(history_reads()) == 2

@@ -19,6 +19,8 @@ from bot.providers import (
 from tests.trainer.test_server import API_KEY, BASE, jsonl, make_config, running_server, tiny_engine
 
 LABEL = "the tunecord trainer"
+SENTENCE = "The tunecord trainer"
+"""The label where it starts a sentence (messages start with a capital)."""
 
 
 def trainer_provider(url: str, api_key: str = API_KEY) -> OpenAICompatProvider:
@@ -70,7 +72,7 @@ async def _fine_tune_and_chat(provider: OpenAICompatProvider, tmp_path) -> None:
     assert await provider.moderate(["asked once"]) is None
     with pytest.raises(ContextTooLong, match="too long for the model"):
         await provider.chat(BASE, [{"role": "user", "content": "ping pong " * 600}], max_tokens=8)
-    with pytest.raises(ModelNotFound, match=f"{LABEL} has no model `ft:nope`"):
+    with pytest.raises(ModelNotFound, match=f"{SENTENCE} has no model `ft:nope`"):
         await provider.chat("ft:nope", prompt)
     with pytest.raises(NotFound, match="ftjob-missing"):
         await provider.get_job("ftjob-missing")
@@ -89,5 +91,5 @@ async def test_a_wrong_trainer_key_names_the_setting(tmp_path):
         finally:
             await provider.close()
     assert str(refused.value) == (
-        f"{LABEL} refused tunecord's API key; the bot's operator needs to check TRAINER_API_KEY."
+        f"{SENTENCE} refused tunecord's API key; the bot's operator needs to check TRAINER_API_KEY."
     )

@@ -162,3 +162,19 @@ async def test_enabled_channels_and_threads(tmp_path):
         assert await fresh.is_chat_channel(1, 50)
         assert await service.disable(1, 50)
         assert not await service.is_chat_channel(1, 77, parent_id=50)
+
+
+async def test_model_choice_is_kept_until_anything_is_written(tmp_path):
+    async with await Storage.open(tmp_path / "db.sqlite3") as storage:
+        service = ChatService(storage, PriceCatalogue.load(), "m")
+        dataset = await storage.datasets.create(
+            1, "d", system_prompt="P", policy="include", base_model="gpt-4o-mini-2024-07-18"
+        )
+        first = await service.model_for(1)
+        assert await service.model_for(1) is first  # nothing written: no query
+        await storage.datasets.update(1, dataset.id, system_prompt="P2")
+        edited = await service.model_for(1)
+        assert edited is not first and edited.system_prompt == "P2"
+        await storage.datasets.create(2, "other guild", system_prompt="X")  # any write
+        assert await service.model_for(1) is not edited
+        assert (await service.model_for(1)).system_prompt == "P2"
