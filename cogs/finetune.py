@@ -230,7 +230,7 @@ class FinetuneCog(commands.GroupCog, group_name="finetune", group_description="F
             if channel is None:
                 log.warning("job %s: no channel to post in", update.job.id)
                 return False
-            kwargs: dict[str, Any] = {"content": update.text}
+            kwargs: dict[str, Any] = {"content": update.text, "nonce": update.nonce}
             outcome = update.outcome
             if outcome is not None:
                 kwargs["embed"] = outcome_embed(update.job, outcome)

@@ -7,13 +7,16 @@ cursor, status and results (and the ledger entries) in ONE transaction, so a pos
 once however often the follower runs or restarts.
 
 The one window left: the process dying after Discord accepted a message and before the
-record committed (a few milliseconds). That post would be made again after the restart;
-every other crash point repeats nothing. Event ids already recorded are skipped even if the
-backend forgets the cursor and lists every event again.
+record committed (a few milliseconds). Each post carries a nonce derived from what it
+announces (:attr:`JobUpdate.nonce`) with ``enforce_nonce``, so when the bot is back within
+Discord's few minutes the repeated post returns the message already made; every other
+crash point repeats nothing. Event ids already recorded are skipped even if the backend
+forgets the cursor and lists every event again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 METRIC_LINES = 5
 """About how many metrics lines a job's whole run is summarised in."""
+NONCE_CHARS = 25
+"""Discord's longest nonce."""
 POST_TEXT_LIMIT = 1800
 """Characters of event lines per message (Discord's limit is 2,000)."""
 
@@ -77,6 +82,13 @@ class JobUpdate:
     record: JobPostRecord
     outcome: Outcome | None = None
     lines: tuple[str, ...] = field(default=())
+
+    @property
+    def nonce(self) -> str:
+        """The same for the same post, whenever it is made: sent with Discord's
+        ``enforce_nonce``, a post repeated within minutes returns the first message."""
+        name = f"{self.job.guild_id}:{self.job.id}:{self.record.kind}:{','.join(self.record.keys)}"
+        return hashlib.sha256(name.encode()).hexdigest()[:NONCE_CHARS]
 
 
 def _number(value: Any) -> float | None:

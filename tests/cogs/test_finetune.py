@@ -68,6 +68,12 @@ async def wait_for(predicate, timeout: float = 15.0):
     return found
 
 
+async def wait_async(check, timeout: float = 20.0):
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(0.02)
+
+
 def bot_texts(server, channel) -> list[str]:
     return [m.content for m in server.messages_in(channel)]
 
@@ -160,6 +166,11 @@ async def test_confirm_starts_one_job_follows_it_and_posts_success_once(world, o
     assert len(texts) == len(set(texts))  # every status and event line once
     assert any("step" in t and "train loss" in t for t in texts)  # metrics summarised
     assert sum(t.count("train loss") for t in texts) <= 8
+    posts = [c.request_json for c in discord_server.calls("POST", "/channels/{channel_id}/messages")
+             if c.request_json and c.request_json.get("nonce") is not None]
+    assert len(posts) == len(texts)  # every post of the follower, the announcement included
+    assert all(p["enforce_nonce"] is True for p in posts)
+    assert len({p["nonce"] for p in posts}) == len(posts)
     finished = await bot.storage.jobs.get(guild.id, job.id)
     assert finished.status is JobStatus.SUCCEEDED and finished.trained_tokens
 
@@ -181,6 +192,32 @@ async def test_confirm_starts_one_job_follows_it_and_posts_success_once(world, o
         assert compare.content == "Compare is not available yet."
     denied = await people["alice"].click(success, "Activate")
     assert "Manage Server" in denied.content
+
+
+async def test_a_post_made_but_not_recorded_is_not_made_twice(world, openai_server, discord_server):
+    """The crash window between Discord accepting a post and its record committing: the
+    same post sent again (same nonce, enforce_nonce) returns the message already made."""
+    guild, bot, people = world
+    training = guild.channel("training")
+    await seed(bot, guild, 12)
+    await start_and_confirm(people["admin"], dataset="qa")
+    [job] = await bot.storage.jobs.recent(guild.id)
+    follower = bot.get_cog("FinetuneCog").follower
+    openai_server.jobs.run_to_completion(job.provider_job_id)
+    pending = [u for u in await follower.updates(job) if u.text is not None]
+    assert pending
+    crashed = pending[-1]  # sent by a process that died before recording it
+    channel = bot.get_channel(training.id)
+    sent = await channel.send(crashed.text, nonce=crashed.nonce)
+
+    async def recorded():
+        return (await bot.storage.jobs.get(guild.id, job.id)).status is JobStatus.SUCCEEDED
+
+    await wait_async(recorded)
+    await asyncio.sleep(0.3)  # more rounds of the follower
+    copies = [m for m in discord_server.messages_in(training) if m.content == crashed.text]
+    assert [m.id for m in copies] == [sent.id]
+    assert "succeeded" in crashed.text
 
 
 async def test_two_admins_confirming_at_once_start_one_job(world, openai_server):

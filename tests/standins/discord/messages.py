@@ -142,6 +142,10 @@ def _reference(
     return target
 
 
+NONCE_WINDOW = 120.0
+"""Seconds an enforced nonce is remembered (see :func:`create_message`)."""
+
+
 def create_message(
     server: DiscordStandIn,
     channel: Channel,
@@ -156,9 +160,23 @@ def create_message(
     validate: bool = True,
     dispatch: bool = True,
 ) -> Message:
-    """Validate ``body`` like Discord and create (and dispatch) the message."""
+    """Validate ``body`` like Discord and create (and dispatch) the message.
+
+    ``enforce_nonce`` with a ``nonce``: when the same author created a message with the
+    same nonce in the past :data:`NONCE_WINDOW` seconds, that message is returned and
+    nothing is created or dispatched (Discord: "checked for uniqueness in the past few
+    minutes"; the stand-in keeps the lower end of "a few").
+    """
     uploads = uploads or []
     world = server.world
+    nonce = body.get("nonce")
+    key = (author.id, str(nonce)) if nonce is not None and body.get("enforce_nonce") else None
+    if key is not None:
+        seen = world.nonces.get(key)
+        if seen is not None and time.monotonic() - seen[1] < NONCE_WINDOW:
+            earlier = world.messages.get(seen[0])
+            if earlier is not None:
+                return earlier
     flags = (int(body.get("flags") or 0) & CREATE_FLAGS) | extra_flags
     if validate:
         rules.check_message(
@@ -195,6 +213,8 @@ def create_message(
         world, msg, allowed, author_permissions(server, channel, author), replied
     )
     world.store_message(msg)
+    if key is not None:
+        world.nonces[key] = (msg.id, time.monotonic())
     if dispatch and not ephemeral:
         server.gateway.dispatch_message("MESSAGE_CREATE", event_payload(server, msg), guild_id)
     return msg

@@ -622,6 +622,9 @@ class World:
         self.channels: dict[int, Channel] = {}
         self.messages: dict[int, Message] = {}
         self.channel_messages: dict[int, list[int]] = {}
+        self.nonces: dict[tuple[int, str], tuple[int, float]] = {}
+        """(author id, nonce) -> (message id, monotonic time) of messages sent with
+        ``enforce_nonce`` (see :func:`.messages.create_message`)."""
         self.dm_channels: dict[int, int] = {}
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}

@@ -390,3 +390,23 @@ async def test_components_v2_flag_is_kept_and_enforced(sample_world, sample_bot)
             ),
         )  # fmt: skip
     assert no_flag.value.code == 50035
+
+
+async def test_an_enforced_nonce_returns_the_first_message_instead_of_a_second(
+    sample_world, sample_bot
+):
+    """discord.py sends ``enforce_nonce: true`` with every ``nonce``: a repeat by the same
+    author within a few minutes gets the first message back and creates nothing."""
+    channel = sample_bot.get_channel(sample_world.general.id)
+    first = await channel.send("posted once", nonce="job-7-event-3")
+    again = await channel.send("posted once", nonce="job-7-event-3")
+    other = await channel.send("posted once", nonce="job-7-event-4")
+    plain = [await channel.send("no nonce") for _ in range(2)]
+    assert again.id == first.id and other.id != first.id and plain[0].id != plain[1].id
+    stored = [m.content for m in sample_world.server.messages_in(sample_world.general)]
+    assert stored.count("posted once") == 2 and stored.count("no nonce") == 2
+    sent = sample_world.server.calls("POST", "/channels/{channel_id}/messages")
+    assert sent[-5].request_json["enforce_nonce"] is True
+    await sample_bot.seen.wait("message", lambda m: m.id == plain[1].id)  # dispatched last
+    created = [m for m in sample_bot.seen["message"] if m.content == "posted once"]
+    assert sorted(m.id for m in created) == sorted({first.id, other.id})  # no second event
