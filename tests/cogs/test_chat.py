@@ -367,6 +367,22 @@ async def test_backend_faults_become_a_short_message(world, discord_server, open
     await final_answer(discord_server, chat, again, base_reply("better now?"), timeout=10)
 
 
+@pytest.mark.parametrize("fault", ["rate_limit", "server_error", "timeout", "drop"])
+async def test_a_fault_the_retry_covers_ends_in_the_answer(world, discord_server, openai_server, fault):
+    guild, bot, people = world
+    await enable(guild, people)
+    chat = guild.channel("chat")
+    if fault == "timeout":
+        armed = openai_server.faults.timeout(ROUTE, times=1, delay=3.0)
+    else:
+        armed = getattr(openai_server.faults, fault)(ROUTE, times=1)
+    asked = await people["alice"].send(chat, "hello once more?")
+    await final_answer(discord_server, chat, asked, base_reply("hello once more?"), timeout=10)
+    assert armed.hits == 1
+    replies = [m for m in bot_messages(discord_server, chat) if m.id > asked.id]
+    assert len(replies) == 1  # one answer, no error line left behind
+
+
 async def test_a_deleted_model_is_named_unavailable(world, discord_server, openai_server):
     guild, bot, people = world
     await bot.storage.active_models.set(guild.id, "ft:gpt-4o-mini-2024-07-18:x:gone:abc")
