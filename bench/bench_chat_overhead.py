@@ -34,6 +34,11 @@ written. Figures per answer:
   answer's ``POST`` now: the context comes from the gateway after the channel's first
   answer, and the typing indicator is sent only when the backend takes over 0.25 s).
 
+* **minus the backend call as the bot sees it**: ``t0`` -> the answer's ``POST``, minus
+  the time from the chat stream's request to its first text *measured in the bot* (a
+  timing wrapper around the bot's provider): what is left is tunecord's own code,
+  discord.py and the answer's ``POST``, without the ``openai`` SDK and its HTTP client.
+
 It prints p50/p95 in milliseconds for each and the ratios of the p50s (target: the bot's
 overhead to the answer <= 1.3x the echo bot's).
 """
@@ -88,6 +93,8 @@ class Sample:
     own: float
     backend: float
     phases: list[tuple[str, float]] = field(default_factory=list)
+    client_side: float = 0.0
+    """To the answer minus the backend call as the bot sees it (see :class:`ClientTimes`)."""
 
 
 @dataclass
@@ -119,13 +126,64 @@ class BackendTimes:
         )
 
 
+@dataclass
+class ClientTimes:
+    """(request started, first text received) of every chat stream, as the bot sees them:
+    the backend call including the ``openai`` SDK and its HTTP client."""
+
+    calls: list[tuple[float, float]] = field(default_factory=list)
+
+    def within(self, start: float, end: float) -> float:
+        return sum(min(b, end) - a for a, b in self.calls if start <= a < end)
+
+
+class TimedProvider:
+    """The bot's provider, timing each chat stream from its request to its first text
+    (everything else is passed through)."""
+
+    def __init__(self, inner: Any, times: ClientTimes) -> None:
+        self._inner = inner
+        self._times = times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def stream_chat(self, *args: Any, **kwargs: Any) -> Any:
+        return _TimedStream(self._inner.stream_chat(*args, **kwargs), self._times)
+
+
+class _TimedStream:
+    def __init__(self, inner: Any, times: ClientTimes) -> None:
+        self._inner, self._times, self._start = inner, times, 0.0
+
+    async def __aenter__(self) -> _TimedStream:
+        self._start = time.monotonic()
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._inner.__aexit__(*exc)
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._deltas()
+
+    async def _deltas(self) -> AsyncIterator[str]:
+        first = True
+        async for delta in self._inner:
+            if first:
+                self._times.calls.append((self._start, time.monotonic()))
+                first = False
+            yield delta
+
+
 def text(i: int) -> str:
     words = [WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(6 + i % 9)]
     return " ".join(words).capitalize() + f"? ({i})"
 
 
 def sample_for(
-    server: DiscordStandIn, backend: BackendTimes, channel: Channel, t0: float, start_index: int
+    server: DiscordStandIn, backend: BackendTimes, channel: Channel, t0: float, start_index: int,
+    client: ClientTimes,
 ) -> Sample:
     """The figures of the answer to the message dispatched at ``t0`` (see the module doc)."""
     window = [e for e in server.exchanges[start_index:] if e.started >= t0]
@@ -151,7 +209,8 @@ def sample_for(
     marks.append(("answer POST arrives", post.started))
     marks.sort(key=lambda m: m[1])
     phases = [(f"{x[0]} -> {y[0]}", y[1] - x[1]) for x, y in zip(marks, marks[1:], strict=False)]
-    return Sample(first.started - t0, to_answer, to_answer - discord_s, backend_s, phases)
+    client_side = post.started - t0 - client.within(t0, post.started)
+    return Sample(first.started - t0, to_answer, to_answer - discord_s, backend_s, phases, client_side)
 
 
 async def answered(server: DiscordStandIn, channel: Channel, asked_id: int, done: str) -> None:
@@ -167,6 +226,7 @@ async def answered(server: DiscordStandIn, channel: Channel, asked_id: int, done
 async def one_block(
     server: DiscordStandIn,
     backend: BackendTimes,
+    client: ClientTimes,
     guild: GuildDriver,
     channel: Channel,
     members: list[Any],
@@ -188,13 +248,13 @@ async def one_block(
         await idle()
         await asyncio.sleep(PAUSE_S)
         if k >= WARMUP:
-            samples.append(sample_for(server, backend, channel, t0, start_index))
+            samples.append(sample_for(server, backend, channel, t0, start_index, client))
     return samples
 
 
 @contextlib.asynccontextmanager
 async def tunecord_running(
-    server: DiscordStandIn, openai: OpenAIStandin, folder: Path
+    server: DiscordStandIn, openai: OpenAIStandin, folder: Path, client: ClientTimes
 ) -> AsyncIterator[Any]:
     async with running_tunecord(
         server,
@@ -203,6 +263,7 @@ async def tunecord_running(
         openai_base_url=openai.base_url,
         openai_api_key=openai.config.api_key,
     ) as bot:
+        bot.provider = TimedProvider(bot.provider, client)  # type: ignore[assignment]
         yield bot
 
 
@@ -210,6 +271,7 @@ async def run(messages: int, block: int) -> Results:
     shared_tiktoken()
     results = Results()
     backend = BackendTimes()
+    client = ClientTimes()
     openai = OpenAIStandin()
     openai.app.middlewares.insert(0, backend.middleware())
     openai.set_stream_pace(0)
@@ -223,7 +285,7 @@ async def run(messages: int, block: int) -> Results:
                 keeper = guild.add_member("keeper", roles=[keepers])
                 members = [guild.add_member(f"member{i}") for i in range(250)]
                 chat, echo = guild.channel("chat"), guild.channel("echo")
-                async with tunecord_running(server, openai, folder) as bot:
+                async with tunecord_running(server, openai, folder, client) as bot:
                     await bot.services.datasets.create(
                         guild.id, "marv", system_prompt="You are Marv.", base_model="gpt-4o-mini"
                     )
@@ -236,14 +298,14 @@ async def run(messages: int, block: int) -> Results:
                     order = ("tunecord", "echo") if r % 2 == 0 else ("echo", "tunecord")
                     for kind in order:
                         if kind == "tunecord":
-                            async with tunecord_running(server, openai, folder) as bot:
+                            async with tunecord_running(server, openai, folder, client) as bot:
 
                                 async def tunecord_idle(bot: Any = bot) -> None:
                                     while bot.in_flight.count:
                                         await asyncio.sleep(0.001)
 
                                 got = await one_block(
-                                    server, backend, guild, chat, members, counter, block,
+                                    server, backend, client, guild, chat, members, counter, block,
                                     lambda _content: BASE_NOTE_PREFIX, tunecord_idle,
                                 )  # fmt: skip
                         else:
@@ -254,7 +316,7 @@ async def run(messages: int, block: int) -> Results:
                                     return None
 
                                 got = await one_block(
-                                    server, backend, guild, echo, members, counter, block,
+                                    server, backend, client, guild, echo, members, counter, block,
                                     lambda content: content, no_wait,
                                 )  # fmt: skip
                         results.samples[kind] += got
@@ -281,6 +343,8 @@ def report(results: Results) -> None:
         ("  ... and minus Discord's handling of earlier calls", [s.own for s in t],
          [s.own for s in e]),
         ("to the first REST call (any)", [s.first_rest for s in t], [s.first_rest for s in e]),
+        ("to the answer, minus the backend call as the bot sees it (SDK, HTTP)",
+         [s.client_side for s in t], [s.to_answer for s in e]),
     ]  # fmt: skip
     print(f"\nCPU: {cpu_model()}, {os.cpu_count()} CPUs, load average {load()}")
     print(f"answers: tunecord {len(t)}, echo {len(e)}")
