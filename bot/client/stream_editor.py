@@ -136,7 +136,11 @@ class _Stream:
     async def run(self, iterator: AsyncIterator[str]) -> Exception | None:
         """Read ``iterator`` to its end, showing the text as it grows; the error that ended it."""
         typing_done = asyncio.Event()
-        typing = asyncio.create_task(self._type_until(typing_done))
+        typing: list[asyncio.Task[None]] = []
+        timer = asyncio.get_running_loop().call_later(
+            TYPING_AFTER_SECONDS,
+            lambda: typing.append(asyncio.create_task(self._type_until(typing_done))),
+        )  # a quick answer costs no task and no REST call for the indicator
         try:
             try:
                 while not self.text.strip():
@@ -146,18 +150,19 @@ class _Stream:
             except Exception as exc:
                 return exc
             finally:
+                timer.cancel()
                 typing_done.set()
             return await self._stream_rest(iterator)
         finally:
+            timer.cancel()
             typing_done.set()
-            await typing
+            for task in typing:
+                await task
 
     async def _type_until(self, done: asyncio.Event) -> None:
         """The typing indicator, alongside the backend's request (not before it), once the
         first text takes longer than :data:`TYPING_AFTER_SECONDS`, renewed until it arrives;
         a refusal is no reason not to answer."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(done.wait(), TYPING_AFTER_SECONDS)
         while not done.is_set():
             try:
                 await self.channel.typing()
