@@ -120,7 +120,9 @@ def translate(
             f"{label} did not answer in time; try again in a minute.", code=TIMED_OUT
         )
     if isinstance(exc, openai.APIConnectionError):
-        return Unavailable(f"Cannot reach {label} right now; try again in a minute.")
+        if connection_never_made(exc):
+            return Unavailable(f"Cannot reach {label} right now; try again in a minute.")
+        return Unavailable(f"The connection to {label} broke off; try again in a minute.")
     if isinstance(exc, httpx2.TransportError):
         return Unavailable(f"The connection to {label} broke off; try again in a minute.")
     if isinstance(exc, openai.APIStatusError):

@@ -48,7 +48,7 @@ SAYS = {  # what the admin is told when a fault outlasts the retries
     "rate_limit": f"{SENTENCE} is busy right now; try again in a moment.",
     "server_error": f"{SENTENCE} had a problem (error 500); try again in a minute.",
     "timeout": f"{SENTENCE} did not answer in time; try again in a minute.",
-    "drop": f"Cannot reach {LABEL} right now; try again in a minute.",
+    "drop": f"The connection to {LABEL} broke off; try again in a minute.",
 }
 
 
