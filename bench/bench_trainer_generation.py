@@ -224,6 +224,8 @@ def main() -> None:
             f"{name} {best[name][-1][1] / best[name][-1][3]:.1f} tok/s" for name in cases)
             + ("" if len(texts) == 1 else "  (outputs differ!)"), flush=True)
 
+    if llm is not None:
+        llm.close()  # explicitly: its __del__ fails at interpreter exit
     rows = []
     ref = best["HF generate()"]
     ref_rate = sum(r[1] for r in ref) / sum(r[3] for r in ref)
