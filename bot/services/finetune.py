@@ -567,8 +567,14 @@ class FineTuneService:
             if job.id in self.starting:
                 raise UserError(f"Job #{job.id} is being started; cancel it in a moment.")
             reconciled = await self.reconcile(job)
-            if reconciled is None or reconciled.provider_job_id is None:
-                return reconciled or job
+            if reconciled is None:
+                raise UserError(
+                    f"Job #{job.id} was sent to {self._provider.label}, which has not confirmed "
+                    "it yet; I keep looking for it for a few minutes. Cancel it once "
+                    "`/finetune status` shows the backend's job id."
+                )
+            if reconciled.provider_job_id is None:
+                raise UserError(f"Job #{job.id} never started at the backend: nothing to cancel.")
             job = reconciled
         assert job.provider_job_id is not None
         await self._provider.cancel_job(job.provider_job_id)

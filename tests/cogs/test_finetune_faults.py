@@ -259,6 +259,10 @@ async def test_an_unconfirmed_start_stays_pending_through_the_grace_period(world
     await eventually(looked_again)
     job = await the_job(bot, guild)
     assert job.status is JobStatus.PENDING and job.provider_job_id is None
+    cancel = await people["admin"].slash("finetune cancel", job=str(job.id))
+    refused = await cancel.next_followup(timeout=10)
+    assert refused.ephemeral and "has not confirmed it yet" in refused.content
+    assert (await the_job(bot, guild)).status is JobStatus.PENDING  # still looked for
 
 
 # -- creations applied late: never a second job, never an orphan -------------------------
