@@ -114,7 +114,9 @@ async def test_a_killed_bot_takes_its_trainer_along(discord_server, tmp_path):
 
 
 async def test_a_trainer_that_cannot_start_stops_the_bot_with_one_sentence(discord_server, tmp_path):
-    env = trainer_env(tmp_path, discord_server, TUNECORD_TRAINER_START_TIMEOUT="90")  # it exits long before
+    # a folder in use is retried each second (a previous trainer may still be stopping)
+    # until the start timeout, then the bot stops with the trainer's own words
+    env = trainer_env(tmp_path, discord_server, TUNECORD_TRAINER_START_TIMEOUT="8")
     with DataDirLock(tmp_path / "trainer"):  # another trainer holds the data folder
         process = await BotProcess.start(env, tmp_path)
         try:
