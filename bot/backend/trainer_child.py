@@ -162,6 +162,7 @@ class TrainerChild:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.start_timeout
         log.info("starting the trainer on %s with data in %s", self.url, self.data_dir)
+        busy_seen = False
         while True:
             proc = await self._spawn()
             outcome = await self._wait_ready(proc, deadline)
@@ -171,11 +172,18 @@ class TrainerChild:
                 await self._terminate(proc)
                 return False
             busy = outcome == "exited" and BUSY_MARK in " ".join(self._log.tail)
+            busy_seen = busy_seen or busy
             if busy and loop.time() + 1 < deadline:
                 log.info("the trainer data folder is still in use; trying again in 1s")
                 await asyncio.sleep(1)
                 continue
             await self._terminate(proc)
+            if busy_seen and not busy:  # the deadline fell on a retry still starting up
+                raise StartupError(
+                    f"the bundled trainer (python -m trainer) could not start: its data folder "
+                    f"{self.data_dir} {BUSY_MARK} for {self.start_timeout:g} seconds "
+                    f"(TUNECORD_TRAINER_START_TIMEOUT). Stop that trainer, or {START_HINT}"
+                )
             raise StartupError(self._failure(outcome, proc))
         log.info("trainer ready at %s (pid %d)", self.url, proc.pid)
         self._supervisor = asyncio.create_task(self._supervise(), name="trainer-supervisor")

@@ -285,7 +285,7 @@ async def test_someone_elses_pager_cannot_be_turned(world):
     await _import(bot, world["marv"], alice.id, range(1, 13))
     shown = await alice.slash("example list")
     before = listed_ids(shown.message)
-    clicked = await bob.click(shown.message, "Next ▶")
+    clicked = await bob.click(shown.message, "Next ▶", force=True)  # ephemeral: a forged click
     assert clicked.ephemeral
     assert clicked.content.startswith("These buttons belong to whoever ran this `/example list`")
     assert listed_ids(shown.message) == before

@@ -365,9 +365,17 @@ class Actor:
         values: list[Any] | None = None,
         wait: bool = True,
         timeout: float | None = None,
+        force: bool = False,
     ) -> InteractionHandle:
-        """Click a button, or pick ``values`` in a select menu, on ``message``."""
+        """Click a button, or pick ``values`` in a select menu, on ``message``.
+
+        An ephemeral message is shown only to the member it answered: anyone else cannot
+        click it (``force=True`` sends the interaction anyway, as a forged client could, to
+        test the bot's own run-time checks)."""
         message = self.server.world.messages[message.id]
+        owner = (message.interaction_metadata or {}).get("user", {}).get("id")
+        if message.ephemeral and owner is not None and int(owner) != self.user.id and not force:
+            raise ActionNotPermitted("an ephemeral message is visible only to the member it answered")
         comp = message.component(label_or_custom_id)
         if comp is None:
             found = [c.get("label") or c.get("custom_id") for c in message.interactive_components()]
