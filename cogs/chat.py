@@ -41,7 +41,6 @@ from bot.services.chat import (
 log = logging.getLogger(__name__)
 
 
-
 async def answer_deltas(provider: Provider, plan: ChatPlan) -> AsyncIterator[str]:
     """The model's answer as text deltas, then the plan's note (if any) on its own line."""
     async with provider.stream_chat(

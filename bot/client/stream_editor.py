@@ -154,9 +154,7 @@ class _Stream:
                 typing_done.set()
             return await self._stream_rest(iterator)
         finally:
-            timer.cancel()
-            typing_done.set()
-            for task in typing:
+            for task in typing:  # stopped by ``typing_done`` (set above) after its call
                 await task
 
     async def _type_until(self, done: asyncio.Event) -> None:

@@ -53,6 +53,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bot.dataset.nested import strings_in
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
@@ -182,17 +184,7 @@ class Markup:
 
     def in_any(self, value: Any) -> bool:
         """True when any string inside ``value`` (nested lists and mappings) holds markup."""
-        stack = [value]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, str):
-                if self.found(item):
-                    return True
-            elif isinstance(item, Mapping):
-                stack.extend(item.values())
-            elif isinstance(item, list | tuple):
-                stack.extend(item)
-        return False
+        return any(self.found(text) for text in strings_in(value))
 
     def blank_all(self, value: Any) -> Any:
         """``value`` with :meth:`blank` applied to every string inside it (values are

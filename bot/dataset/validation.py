@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any, Literal
 
+from bot.dataset.nested import strings_in
+
 MIN_EXAMPLES = 10
 """OpenAI refuses to train on fewer examples (``invalid_n_examples``)."""
 MAX_DEPTH = 100
@@ -177,18 +179,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _has_lone_surrogate(obj: Any) -> bool:
     """Whether a string anywhere in ``obj`` (keys included) holds a surrogate, which no
     UTF-8 text can (iterative: any depth)."""
-    stack = [obj]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _SURROGATE.search(item):
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return False
+    return any(_SURROGATE.search(text) for text in strings_in(obj, keys=True))
 
 
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')

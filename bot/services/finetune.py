@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from bot.dataset.checker import check_file
 from bot.dataset.cost import resolve_epochs
@@ -63,6 +64,8 @@ class StartRefused(InvalidInput):
         text = "I cannot start this fine-tune:\n" + "\n".join(f"- {r}" for r in self.reasons)
         super().__init__(text)
 
+
+T = TypeVar("T")
 
 RECONCILE_GRACE = timedelta(minutes=3)
 """See :attr:`FineTuneService.reconcile_grace` (longer than any sensible provider timeout)."""
@@ -168,12 +171,15 @@ def held_out_indices(lines: Sequence[bytes], fraction: float) -> set[int]:
     return set(order[:count])
 
 
+def partition(items: Sequence[T], picked: set[int]) -> tuple[list[T], list[T]]:
+    """(the items not at the ``picked`` positions, the items there), both in order."""
+    rest = [item for i, item in enumerate(items) if i not in picked]
+    return rest, [item for i, item in enumerate(items) if i in picked]
+
+
 def split_lines(lines: Sequence[bytes], fraction: float) -> tuple[list[bytes], list[bytes]]:
     """(training, validation), in file order (see :func:`held_out_indices`)."""
-    held = held_out_indices(lines, fraction)
-    training = [line for i, line in enumerate(lines) if i not in held]
-    validation = [line for i, line in enumerate(lines) if i in held]
-    return training, validation
+    return partition(lines, held_out_indices(lines, fraction))
 
 
 def _moderation_text(line: bytes) -> str:
@@ -459,13 +465,11 @@ class FineTuneService:
                 flagged = [
                     f"#{known[i]}" if known is not None else f"line {i + 1}" for i in bad
                 ]
-                drop = set(bad)
-                lines = [line for i, line in enumerate(lines) if i not in drop]
+                lines = partition(lines, set(bad))[0]
                 if known is not None:
-                    known = [n for i, n in enumerate(known) if i not in drop]
+                    known = partition(known, set(bad))[0]
         held = held_out_indices(lines, plan.validation_split)
-        training = [line for i, line in enumerate(lines) if i not in held]
-        validation = [line for i, line in enumerate(lines) if i in held]
+        training, validation = partition(lines, held)
         if len(training) < MIN_TRAINING_EXAMPLES:
             raise UserError(
                 f"Only {len(training)} examples are left to train on"
@@ -478,9 +482,7 @@ class FineTuneService:
         if validation:
             valid_path = workdir / "validation.jsonl"
             valid_path.write_bytes(b"".join(validation))
-        validation_ids = (
-            [] if known is None else [n for i, n in enumerate(known) if i in held]
-        )
+        validation_ids = [] if known is None else partition(known, held)[1]
         return _Prepared(flagged, train_path, valid_path, validation_ids)
 
     async def _fail_start(

@@ -35,7 +35,8 @@ async def seed(bot, guild, count: int, name: str = "qa", base_model: str = "gpt-
 
 
 @pytest.fixture
-async def world(discord_server, openai_server, tmp_path):
+async def world(request, discord_server, openai_server, tmp_path):
+    """The guild, the bot (provider read timeout = an indirect param, else 120 s), people."""
     guild = discord_server.create_guild("HQ", channels=("general", "training"))
     managers = guild.create_role("managers", permissions=P.MANAGE_GUILD)
     people = {
@@ -47,7 +48,7 @@ async def world(discord_server, openai_server, tmp_path):
         discord_server, tmp_path,
         backend="openai", openai_base_url=openai_server.base_url,
         openai_api_key=openai_server.config.api_key, job_poll_seconds=0.05,
-        default_model="gpt-4o-mini",
+        default_model="gpt-4o-mini", provider_timeout=getattr(request, "param", 120.0),
     ) as bot:  # fmt: skip
         await bot.services.guild_config.set_training_channel(guild.id, guild.channel("training").id)
         yield guild, bot, people

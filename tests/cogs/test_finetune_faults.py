@@ -21,14 +21,15 @@ from datetime import timedelta
 import pytest
 
 from storage.records import FineTuneJob, JobStatus
-from tests.bot.inprocess import running_tunecord
+from tests.cogs import test_finetune
 from tests.cogs.test_finetune import seed, start_and_confirm
-from tests.standins.discord import ActionNotPermitted, P
+from tests.standins.discord import ActionNotPermitted
 from tests.standins.openai import fixtures as standin_fixtures
 from tests.standins.openai.faults import Fault
 
 pytest_plugins = ("tests.standins.discord.fixtures",)
 openai_server = standin_fixtures.openai_server
+world = test_finetune.world  # the provider's read timeout: an indirect param
 
 LABEL = "the model server at 127.0.0.1"
 FILES = "POST /v1/files"
@@ -50,25 +51,6 @@ SAYS = {  # what the admin is told when a fault outlasts the retries
     "timeout": f"{SENTENCE} did not answer in time; try again in a minute.",
     "drop": f"The connection to {LABEL} broke off; try again in a minute.",
 }
-
-
-@pytest.fixture
-async def world(request, discord_server, openai_server, tmp_path):
-    """The guild, the bot (provider read timeout = the indirect param, else 120 s), people."""
-    guild = discord_server.create_guild("HQ", channels=("general", "training"))
-    managers = guild.create_role("managers", permissions=P.MANAGE_GUILD)
-    people = {
-        "admin": guild.add_member("admin", roles=[managers]),
-        "alice": guild.add_member("alice"),
-    }
-    async with running_tunecord(
-        discord_server, tmp_path,
-        backend="openai", openai_base_url=openai_server.base_url,
-        openai_api_key=openai_server.config.api_key, job_poll_seconds=0.05,
-        default_model="gpt-4o-mini", provider_timeout=getattr(request, "param", 120.0),
-    ) as bot:  # fmt: skip
-        await bot.services.guild_config.set_training_channel(guild.id, guild.channel("training").id)
-        yield guild, bot, people
 
 
 def arm(server, route: str, kind: str, times: int | None) -> Fault:
