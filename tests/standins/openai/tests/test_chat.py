@@ -273,8 +273,10 @@ async def test_streaming_sends_token_sized_chunks_at_the_configured_pace(
     assert text == expected
     elapsed = arrivals[-1] - arrivals[0]
     assert elapsed >= 0.04 * (len(arrivals) - 1) * 0.9  # spread out, not one burst
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
-    assert min(gaps) > 0.02
+    gaps = sorted(b - a for a, b in zip(arrivals, arrivals[1:], strict=False))
+    # paced chunk by chunk: the typical gap is the pace (one late read on a busy machine
+    # makes one short gap after one long one, so the median, not the minimum)
+    assert gaps[len(gaps) // 2] > 0.02
 
 
 async def test_image_parts_are_refused_by_text_only_models(
