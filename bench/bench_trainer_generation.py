@@ -173,7 +173,7 @@ def main() -> None:
     from trainer.ml.device import usable_cpus
     from trainer.ml.engine import LocalEngine
 
-    engine = LocalEngine(args.data_dir, device="cpu")
+    engine = LocalEngine(args.data_dir, device="cpu", chat_backend="torch")  # llama.cpp: bench_trainer_chat
     chat = engine.chat_model(BASE)
     hf_model = engine.registry.load_model(BASE)  # a separate plain copy for generate()
     tokenizer = chat.tokenizer

@@ -2,7 +2,7 @@
 # Installs everything and runs the whole test suite offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh dev,trainer,bench
+bash scripts/setup.sh dev,trainer,bench,fast-chat
 if [ -d ../shared/tiktoken ]; then
     export TIKTOKEN_CACHE_DIR
     TIKTOKEN_CACHE_DIR="$(cd ../shared/tiktoken && pwd)"

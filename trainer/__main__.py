@@ -43,7 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("%s", warning)
     from trainer.ml.engine import LocalEngine  # torch is loaded only when serving for real
 
-    serve(config, LocalEngine(config.data_dir))
+    engine = LocalEngine(config.data_dir, chat_backend=config.chat_backend, chat_format=config.chat_format)
+    try:
+        serve(config, engine)
+    finally:
+        engine.close()
     return 0
 
 

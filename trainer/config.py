@@ -12,6 +12,8 @@ Precedence, highest first: CLI flag, environment variable, default.
 | extra Host names | ``--allowed-hosts`` | ``TRAINER_ALLOWED_HOSTS`` | none              |
 | chats at once | ``--chat-slots``  | ``TRAINER_CHAT_SLOTS``  | 4                       |
 | chats waiting | ``--chat-queue``  | ``TRAINER_CHAT_QUEUE``  | 16                      |
+| chat backend  | ``--chat-backend`` | ``TRAINER_CHAT_BACKEND`` | ``auto`` (llama.cpp where it can) |
+| chat format   | ``--chat-format`` | ``TRAINER_CHAT_FORMAT`` | ``q8_0`` (GGUF for llama.cpp) |
 
 Exposure rules (:func:`check_exposure`): a server bound beyond loopback refuses to start
 without a key; an empty key (``TRAINER_API_KEY=``) means "no key" and is accepted on
@@ -40,6 +42,9 @@ DEFAULT_CHAT_SLOTS = 4
 """Chat completions generating at the same time."""
 DEFAULT_CHAT_QUEUE = 16
 """Chat completions waiting for a slot; one more is answered 429 with ``retry-after``."""
+CHAT_BACKENDS = ("auto", "llama", "torch")
+CHAT_FORMATS = ("q8_0", "q4_0", "f16", "bf16", "f32")
+DEFAULT_CHAT_FORMAT = "q8_0"
 
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")
 """A key travels in an HTTP header: printable ASCII without spaces."""
@@ -67,6 +72,10 @@ class TrainerConfig:
     """``Host`` names accepted besides IP addresses, ``localhost`` and the bound host; ``*``: any."""
     chat_slots: int = DEFAULT_CHAT_SLOTS
     chat_queue: int = DEFAULT_CHAT_QUEUE
+    chat_backend: str = "auto"
+    """``auto``: llama.cpp where it can serve the model, else PyTorch (see trainer.ml.engine)."""
+    chat_format: str = DEFAULT_CHAT_FORMAT
+    """The GGUF format llama.cpp serves from."""
 
     @property
     def db_path(self) -> Path:
@@ -108,7 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
                                              f"(env TRAINER_CHAT_SLOTS, default {DEFAULT_CHAT_SLOTS})")  # fmt: skip
     parser.add_argument("--chat-queue", help=f"chat completions waiting before 429 "
                                              f"(env TRAINER_CHAT_QUEUE, default {DEFAULT_CHAT_QUEUE})")  # fmt: skip
+    parser.add_argument("--chat-backend", help="auto, llama or torch (env TRAINER_CHAT_BACKEND, default auto: "
+                                               "llama.cpp where it can serve the model)")  # fmt: skip
+    parser.add_argument("--chat-format", help=f"GGUF format llama.cpp serves from: {', '.join(CHAT_FORMATS)} "
+                                              f"(env TRAINER_CHAT_FORMAT, default {DEFAULT_CHAT_FORMAT})")  # fmt: skip
     return parser
+
+
+def _choice(name: str, text: str | None, default: str, choices: Sequence[str]) -> str:
+    if text is None or text.strip() == "":
+        return default
+    value = text.strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {text!r}.")
+    return value
 
 
 def _int(name: str, text: str | None, default: int, low: int, high: int) -> int:
@@ -157,6 +179,10 @@ def load_config(argv: Sequence[str] | None = None, env: Mapping[str, str] | None
                         DEFAULT_CHAT_SLOTS, 1, 256),  # fmt: skip
         chat_queue=_int("TRAINER_CHAT_QUEUE (--chat-queue)", pick(args.chat_queue, "TRAINER_CHAT_QUEUE"),
                         DEFAULT_CHAT_QUEUE, 0, 10_000),  # fmt: skip
+        chat_backend=_choice("TRAINER_CHAT_BACKEND (--chat-backend)",
+                             pick(args.chat_backend, "TRAINER_CHAT_BACKEND"), "auto", CHAT_BACKENDS),  # fmt: skip
+        chat_format=_choice("TRAINER_CHAT_FORMAT (--chat-format)",
+                            pick(args.chat_format, "TRAINER_CHAT_FORMAT"), DEFAULT_CHAT_FORMAT, CHAT_FORMATS),  # fmt: skip
     )
 
 

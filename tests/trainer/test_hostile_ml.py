@@ -16,6 +16,7 @@ import torch
 
 from tests.trainer.test_server import BASE, async_client, make_config, running_server, tiny_engine
 from tests.trainer.tiny import (
+    BACKENDS,
     CHATML_TEMPLATE,
     TINY_MODEL_ID,
     make_tiny_engine,
@@ -40,6 +41,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine(workdir: Path) -> Any:
     return make_tiny_engine(workdir)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def chat_engine(workdir: Path, request: pytest.FixtureRequest) -> Any:
+    engine = make_tiny_engine(workdir, chat_backend=request.param, chat_format="f32")
+    yield engine
+    engine.close()
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +118,14 @@ def test_a_template_that_reacts_to_markup_is_refused() -> None:
 # -- long prompts -------------------------------------------------------------------------------
 
 
-def test_a_prompt_beyond_the_context_is_a_400_before_any_work(engine: Any) -> None:
-    chat = engine.chat_model(TINY_MODEL_ID)
+def test_a_prompt_beyond_the_context_is_a_400_before_any_work(chat_engine: Any) -> None:
+    chat = chat_engine.chat_model(TINY_MODEL_ID)
     with pytest.raises(APIError) as err:
-        engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "ping " * 2000}], GenerationParams())
+        chat_engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "ping " * 2000}], GenerationParams())
     assert (err.value.status, err.value.code, err.value.param) == (400, "context_length_exceeded", "messages")
     assert f"maximum context length is {chat.context_length} tokens" in err.value.message
     fits = [{"role": "user", "content": "ping " * 200}]
-    gen = engine.generate(TINY_MODEL_ID, None, fits, GenerationParams(max_tokens=1000, temperature=0))
+    gen = chat_engine.generate(TINY_MODEL_ID, None, fits, GenerationParams(max_tokens=1000, temperature=0))
     "".join(gen.deltas)
     assert gen.prompt_tokens + gen.completion_tokens <= chat.context_length  # max_tokens clamped to the room
 
@@ -177,11 +185,11 @@ def test_extreme_sampling_values_are_greedy_not_errors() -> None:
     assert tiny_top_p == {1}  # the most likely token always stays in the nucleus
 
 
-def test_generation_with_extreme_values_matches_greedy(engine: Any) -> None:
+def test_generation_with_extreme_values_matches_greedy(chat_engine: Any) -> None:
     prompt = [{"role": "user", "content": "hello world"}]
 
     def text(**params: Any) -> str:
-        return "".join(engine.generate(TINY_MODEL_ID, None, prompt, GenerationParams(max_tokens=12, **params)).deltas)
+        return "".join(chat_engine.generate(TINY_MODEL_ID, None, prompt, GenerationParams(max_tokens=12, **params)).deltas)
 
     greedy = text(temperature=0)
     assert text(temperature=1e-300) == greedy
@@ -190,15 +198,15 @@ def test_generation_with_extreme_values_matches_greedy(engine: Any) -> None:
     assert text(temperature=1.0, seed=-5) == text(temperature=1.0, seed=-5)
 
 
-def test_a_cancelled_generation_stops_before_its_next_token(engine: Any) -> None:
-    gen = engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "hello"}],
+def test_a_cancelled_generation_stops_before_its_next_token(chat_engine: Any) -> None:
+    gen = chat_engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "hello"}],
                           GenerationParams(max_tokens=200, temperature=1.0, seed=3))  # fmt: skip
     produced = 0
     for _ in gen.deltas:
         produced = gen.completion_tokens
         gen.cancel()
     assert gen.completion_tokens == produced < 200
-    gen = engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "hello"}], GenerationParams(max_tokens=50))
+    gen = chat_engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "hello"}], GenerationParams(max_tokens=50))
     gen.cancel()  # before the prompt ran
     assert list(gen.deltas) == [] and gen.completion_tokens == 0
 

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.trainer.tiny import (
+    BACKENDS,
     TINY_MODEL_ID,
     make_tiny_engine,
     make_tiny_model_dir,
@@ -81,6 +82,13 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def engine(workdir: Path) -> Any:
     return make_tiny_engine(workdir)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def chat_engine(workdir: Path, request: pytest.FixtureRequest) -> Any:
+    engine = make_tiny_engine(workdir, chat_backend=request.param, chat_format="f32")
+    yield engine
+    engine.close()
 
 
 @pytest.fixture(scope="module")
@@ -315,41 +323,42 @@ def run(engine: Any, params: GenerationParams, adapter: Path | None = None,
     return list(gen.deltas), gen
 
 
-def test_greedy_generation_matches_transformers_generate(engine: Any) -> None:
-    deltas, gen = run(engine, GenerationParams(max_tokens=12, temperature=0))
-    cm = engine.chat_model(TINY_MODEL_ID)
+def test_greedy_generation_matches_transformers_generate(chat_engine: Any) -> None:
+    deltas, gen = run(chat_engine, GenerationParams(max_tokens=12, temperature=0))
+    cm = chat_engine.chat_model(TINY_MODEL_ID)
     ids = cm.chat.encode_prompt(HELLO)
+    reference = chat_engine.registry.load_model(TINY_MODEL_ID)  # transformers, fp32
     with torch.inference_mode():
-        out = cm.base.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False,
+        out = reference.generate(torch.tensor([ids]), max_new_tokens=12, do_sample=False,
                                eos_token_id=sorted(cm.eos_ids), pad_token_id=0)
     new = out[0, len(ids):].tolist()
     assert "".join(deltas) == cm.tokenizer.decode(new, skip_special_tokens=True)
     assert gen.prompt_tokens == len(ids) and gen.completion_tokens == len(new)
 
 
-def test_stream_and_plain_agree_with_the_same_seed(engine: Any) -> None:
+def test_stream_and_plain_agree_with_the_same_seed(chat_engine: Any) -> None:
     params = GenerationParams(max_tokens=24, temperature=1.0, top_p=0.9, seed=123)
-    deltas, gen = run(engine, params)
-    text, plain = engine.chat_model(TINY_MODEL_ID).complete(HELLO, params)
+    deltas, gen = run(chat_engine, params)
+    text, plain = chat_engine.chat_model(TINY_MODEL_ID).complete(HELLO, params)
     assert len(deltas) > 1 and "".join(deltas) == text
     assert (gen.completion_tokens, gen.finish_reason) == (plain.completion_tokens,
                                                           plain.finish_reason)
-    other, _ = run(engine, GenerationParams(max_tokens=24, temperature=1.0, top_p=0.9, seed=124))
+    other, _ = run(chat_engine, GenerationParams(max_tokens=24, temperature=1.0, top_p=0.9, seed=124))
     assert "".join(other) != text
 
 
-def test_max_tokens_gives_finish_reason_length(engine: Any) -> None:
-    _, gen = run(engine, GenerationParams(max_tokens=3, temperature=1.0, seed=1))
+def test_max_tokens_gives_finish_reason_length(chat_engine: Any) -> None:
+    _, gen = run(chat_engine, GenerationParams(max_tokens=3, temperature=1.0, seed=1))
     assert (gen.completion_tokens, gen.finish_reason) == (3, "length")
     assert gen.prompt_tokens > 0 and "time_to_first_token_s" in gen.extra
 
 
-def test_stop_strings_end_the_completion_before_the_stop(engine: Any) -> None:
+def test_stop_strings_end_the_completion_before_the_stop(chat_engine: Any) -> None:
     params = GenerationParams(max_tokens=40, temperature=1.0, seed=5)
-    full = "".join(run(engine, params)[0])
+    full = "".join(run(chat_engine, params)[0])
     stop = full[8:11]
     assert len(stop) == 3 and full.find(stop) <= 8
-    deltas, gen = run(engine, GenerationParams(max_tokens=40, temperature=1.0, seed=5,
+    deltas, gen = run(chat_engine, GenerationParams(max_tokens=40, temperature=1.0, seed=5,
                                                stop=[stop, "never-seen"]))
     assert "".join(deltas) == full[: full.find(stop)]
     assert gen.finish_reason == "stop" and gen.completion_tokens < 40
@@ -388,8 +397,9 @@ def make_adapter(workdir: Path, out: Path, seed: int) -> Path:
     return out
 
 
-def test_adapters_change_output_and_stay_within_the_lru_bound(workdir: Path, tmp_path: Path) -> None:
-    engine = make_tiny_engine(workdir, max_adapters=2)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adapters_change_output_and_stay_within_the_lru_bound(workdir: Path, tmp_path: Path, backend: str) -> None:
+    engine = make_tiny_engine(workdir, max_adapters=2, chat_backend=backend, chat_format="f32")
     adapters = [make_adapter(workdir, tmp_path / f"ad{i}", seed=i) for i in range(3)]
     greedy = GenerationParams(max_tokens=10, temperature=0)
     base = "".join(run(engine, greedy)[0])
@@ -404,8 +414,9 @@ def test_adapters_change_output_and_stay_within_the_lru_bound(workdir: Path, tmp
     assert cache.loads == 4 and len(cache.names()) == 2
 
 
-def test_interleaved_streams_keep_their_own_adapter(workdir: Path, tmp_path: Path) -> None:
-    engine = make_tiny_engine(workdir)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_interleaved_streams_keep_their_own_adapter(workdir: Path, tmp_path: Path, backend: str) -> None:
+    engine = make_tiny_engine(workdir, chat_backend=backend, chat_format="f32")
     a, b = make_adapter(workdir, tmp_path / "a", 1), make_adapter(workdir, tmp_path / "b", 2)
     greedy = GenerationParams(max_tokens=8, temperature=0)
     want_a, want_b = ("".join(run(engine, greedy, x)[0]) for x in (a, b))
@@ -420,22 +431,22 @@ def test_interleaved_streams_keep_their_own_adapter(workdir: Path, tmp_path: Pat
     assert ("".join(got_a), "".join(got_b)) == (want_a, want_b)
 
 
-def test_generation_errors(engine: Any, tmp_path: Path) -> None:
+def test_generation_errors(chat_engine: Any, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        engine.generate(TINY_MODEL_ID, tmp_path, HELLO, GenerationParams())
+        chat_engine.generate(TINY_MODEL_ID, tmp_path, HELLO, GenerationParams())
     with pytest.raises(APIError) as err:  # a 400 in OpenAI's words
-        engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "hello " * 600}],
+        chat_engine.generate(TINY_MODEL_ID, None, [{"role": "user", "content": "hello " * 600}],
                         GenerationParams())
     assert (err.value.status, err.value.code, err.value.param) == (400, "context_length_exceeded", "messages")
 
 
-def test_trained_adapter_is_served(engine: Any, tmp_path: Path) -> None:
+def test_trained_adapter_is_served(chat_engine: Any, tmp_path: Path) -> None:
     data = [chat(("user", "hello world"), ("assistant", "pong pong"))] * 8
-    result = engine.train(request(tmp_path, data, epochs=10, batch=4), Recorder())
+    result = chat_engine.train(request(tmp_path, data, epochs=10, batch=4), Recorder())
     greedy = GenerationParams(max_tokens=10, temperature=0)
-    tuned = "".join(run(engine, greedy, result.adapter_dir)[0])
+    tuned = "".join(run(chat_engine, greedy, result.adapter_dir)[0])
     assert tuned.startswith("pong pong")  # the tiny frozen head is too weak to also learn EOS
-    assert not "".join(run(engine, greedy)[0]).startswith("pong")
+    assert not "".join(run(chat_engine, greedy)[0]).startswith("pong")
 
 
 # -- registry ------------------------------------------------------------------------------

@@ -49,7 +49,9 @@ class Steps:
 @pytest.mark.slow
 def test_smollm2_from_gguf_trains_and_chats(tmp_path_factory: pytest.TempPathFactory) -> None:
     data_dir = tmp_path_factory.mktemp("smollm2")
-    engine = LocalEngine(data_dir, device="cpu")
+    # chat on llama.cpp where it is installed, from F16 files: a float format, so its greedy
+    # text must equal PyTorch's (the default Q8_0's need not: see bench_trainer_formats)
+    engine = LocalEngine(data_dir, device="cpu", chat_format="f16")
     assert DEFAULT_BASE_MODEL in engine.base_models()
 
     converted = Path(engine.registry.local_dir(DEFAULT_BASE_MODEL))
@@ -88,3 +90,12 @@ def test_smollm2_from_gguf_trains_and_chats(tmp_path_factory: pytest.TempPathFac
                            "What is the capital of France?"}], GenerationParams(
                            max_tokens=12, temperature=0))
     assert "Paris" in "".join(base.deltas)
+    if engine.backend_for(DEFAULT_BASE_MODEL) == "llama":  # same answers as the PyTorch path
+        torch_engine = LocalEngine(data_dir, device="cpu", chat_backend="torch")
+        greedy = GenerationParams(max_tokens=30, temperature=0)
+        for messages in (question, [{"role": "user", "content": "How many legs does a spider have?"}]):
+            for adapter in (None, result.adapter_dir):
+                ours = "".join(engine.generate(DEFAULT_BASE_MODEL, adapter, messages, greedy).deltas)
+                reference = "".join(torch_engine.generate(DEFAULT_BASE_MODEL, adapter, messages, greedy).deltas)
+                assert ours == reference, (adapter, ours, reference)
+        engine.close()

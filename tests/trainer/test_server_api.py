@@ -27,7 +27,7 @@ from tests.trainer.test_server import (
     tiny_engine,
     wait_status,
 )
-from trainer.config import TrainerConfig, load_config
+from trainer.config import ConfigError, TrainerConfig, load_config
 from trainer.store import Store
 
 config = trainer_server.config  # the shared fixtures (assignment form keeps ruff quiet)
@@ -315,6 +315,17 @@ def test_config_flags_override_env_over_defaults() -> None:
     assert (from_env.host, from_env.port, from_env.data_dir, from_env.api_key) == ("0.0.0.0", 9001, Path("/srv/t"), "k")
     flags = load_config(["--port", "7000", "--data-dir", "/d", "--api-key", "f", "--org", "guild"], env=env)
     assert (flags.host, flags.port, flags.data_dir, flags.api_key, flags.org) == ("0.0.0.0", 7000, Path("/d"), "f", "guild")
+
+
+def test_chat_backend_and_format_settings_are_checked() -> None:
+    assert (TrainerConfig().chat_backend, TrainerConfig().chat_format) == ("auto", "q8_0")
+    env = {"TRAINER_CHAT_BACKEND": "Torch", "TRAINER_CHAT_FORMAT": "f16"}
+    assert (load_config([], env=env).chat_backend, load_config([], env=env).chat_format) == ("torch", "f16")
+    assert load_config(["--chat-format", "q4_0"], env=env).chat_format == "q4_0"
+    with pytest.raises(ConfigError, match="TRAINER_CHAT_FORMAT .* must be one of q8_0, q4_0, f16, bf16, f32, got 'q4_k'"):
+        load_config(["--chat-format", "q4_k"], env={})
+    with pytest.raises(ConfigError, match="TRAINER_CHAT_BACKEND .* must be one of auto, llama, torch"):
+        load_config([], env={"TRAINER_CHAT_BACKEND": "gpu"})
 
 
 async def test_bad_validation_file_fails_with_its_param_and_warnings_become_events(server: str) -> None:

@@ -14,7 +14,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 TINY_MODEL_ID = "tiny-llama"
+
+
+def _llama_available() -> bool:
+    from trainer.ml.llama_chat import available
+
+    return available()
+
+
+BACKENDS = [
+    "torch",
+    pytest.param("llama", marks=pytest.mark.skipif(not _llama_available(),
+                                                   reason="llama-cpp-python is not installed")),
+]
+"""Chat backends the chat tests run on, for ``parametrize``; llama.cpp reads exact F32 files
+made from the tiny model (``chat_format="f32"``), so both give the same tokens."""
 
 # SmolLM2-135M-Instruct's ChatML template (default system prompt when none is given).
 CHATML_TEMPLATE = (

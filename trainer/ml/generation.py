@@ -1,7 +1,11 @@
 """Chat generation: a manual KV-cache decode loop that streams text as tokens arrive.
 
-One :class:`ChatModel` per base model holds the model, its tokenizer and a bounded LRU of
-LoRA adapters merged into copies of the base (:class:`AdapterCache`). A lock is taken
+:class:`StreamingChat` is what every chat backend shares (prompt bounds, sampling, seeds,
+stops, text deltas, usage); a backend supplies only model sessions that run token ids
+through a model. :class:`ChatModel` is the PyTorch backend (the llama.cpp one is
+:mod:`trainer.ml.llama_chat`). One :class:`ChatModel` per base model holds the model, its
+tokenizer and a bounded LRU of LoRA adapters merged into copies of the base
+(:class:`AdapterCache`). A lock is taken
 around every forward pass (not the whole request), so concurrent streams interleave token
 by token, each on its own model (base or merged adapter) and KV cache.
 
@@ -21,7 +25,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -205,33 +210,51 @@ class StopMatcher:
         return out
 
 
-class ChatModel:
-    """A base model ready for chat: tokenizer, template, adapters, decode loop."""
+Forward = Callable[[list[int]], torch.Tensor]
+"""Runs token ids through a model session (its cache grows); the last position's logits."""
+
+
+def eos_token_ids(generation_eos: Any, tokenizer: PreTrainedTokenizerBase) -> frozenset[int]:
+    """Ids that end a completion: the generation config's EOS ids and the tokenizer's."""
+    eos: set[int] = set()
+    for source in (generation_eos, tokenizer.eos_token_id):
+        if isinstance(source, int):
+            eos.add(source)
+        elif source:
+            eos.update(int(x) for x in source)
+    return frozenset(eos)
+
+
+class StreamingChat:
+    """What every chat backend shares: prompt bounds, seeds, sampling, stops, streaming.
+
+    A backend supplies :meth:`_prepare` (load an adapter now, so errors surface before the
+    stream) and :meth:`_session` (a model session for one stream: a context manager that
+    yields a :data:`Forward`). Everything a client can observe (token ids, sampling, text
+    deltas, stop handling, finish reasons, usage) is decided here, the same way for all.
+    """
 
     def __init__(
         self,
-        model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         *,
-        max_adapters: int = 4,
+        context_length: int,
+        eos_ids: frozenset[int],
         default_max_tokens: int = 1024,
-        device: torch.device | str = "cpu",
     ) -> None:
-        self.base = model.eval()
         self.tokenizer = tokenizer
         self.chat = ChatTokenizer(tokenizer)
-        self.adapters = AdapterCache(model, max_adapters)
-        self.lock = threading.RLock()
+        self.context_length = context_length
+        self.eos_ids = eos_ids
         self.default_max_tokens = default_max_tokens
-        self.device = torch.device(device)
-        self.context_length = int(getattr(model.config, "max_position_embeddings", 2048))
-        eos: set[int] = set()
-        for source in (model.generation_config.eos_token_id, tokenizer.eos_token_id):
-            if isinstance(source, int):
-                eos.add(source)
-            elif source:
-                eos.update(int(x) for x in source)
-        self.eos_ids = frozenset(eos)
+        self.device = torch.device("cpu")
+        """Where logits arrive (the sampler's random generator lives there too)."""
+
+    def _prepare(self, adapter_dir: Path) -> None:
+        raise NotImplementedError
+
+    def _session(self, adapter_dir: Path | None, prompt: list[int]) -> AbstractContextManager[Forward]:
+        raise NotImplementedError
 
     def generate(
         self,
@@ -245,8 +268,7 @@ class ChatModel:
             adapter_dir = Path(adapter_dir)
             if not is_adapter_dir(adapter_dir):
                 raise FileNotFoundError(f"no LoRA adapter in {adapter_dir}")
-            with self.lock:  # load now so errors surface here, not mid-stream
-                self.adapters.get(adapter_dir)
+            self._prepare(adapter_dir)
         prompt = self.chat.encode_prompt(messages)
         room = self.context_length - len(prompt)
         if room <= 0:
@@ -263,26 +285,6 @@ class ChatModel:
         gen.deltas = self._stream(gen, prompt, params, adapter_dir, max_new, t0)
         return gen
 
-    def _forward(self, model: Any, ids: list[int], cache: DynamicCache) -> torch.Tensor:
-        with self.lock, torch.inference_mode():
-            out = model(
-                input_ids=torch.tensor([ids], device=self.device),
-                past_key_values=cache,
-                use_cache=True,
-                logits_to_keep=1,
-            )
-        return out.logits[0, -1]
-
-    def _prefill(self, model: Any, prompt: list[int], cache: DynamicCache, gen: Generation) -> torch.Tensor | None:
-        """Run the prompt through the model chunk by chunk; the last position's logits
-        (None if the generation was cancelled meanwhile)."""
-        logits = None
-        for start in range(0, len(prompt), PREFILL_CHUNK):
-            if gen.cancelled.is_set():
-                return None
-            logits = self._forward(model, prompt[start:start + PREFILL_CHUNK], cache)
-        return logits
-
     def _stream(
         self,
         gen: Generation,
@@ -292,29 +294,42 @@ class ChatModel:
         max_new: int,
         t0: float,
     ) -> Iterator[str]:
-        with self.lock:
-            model = self.base if adapter_dir is None else self.adapters.get(adapter_dir)
         generator = torch.Generator(device=self.device)
         seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little")
         generator.manual_seed(seed % 2**64)  # any integer: torch takes 64 bits
         detok = IncrementalDetokenizer(self.tokenizer)
         stops = StopMatcher(params.stop)
         gen.finish_reason = "length"
-        cache = DynamicCache(config=self.base.config)
-        try:
-            yield from self._decode(gen, model, prompt, cache, params, generator, detok, stops, max_new, t0)
-        finally:
-            del cache
-            if len(prompt) >= LONG_PROMPT:
-                release_memory()
+        with self._session(adapter_dir, prompt) as forward:
+            yield from self._decode(gen, forward, prompt, params, generator, detok, stops, max_new, t0)
         gen.extra["seconds"] = time.perf_counter() - t0
+
+    def complete(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        params: GenerationParams,
+        adapter_dir: Path | None = None,
+    ) -> tuple[str, Generation]:
+        """Non-streaming convenience: the whole text and the finished :class:`Generation`."""
+        gen = self.generate(messages, params, adapter_dir)
+        return "".join(gen.deltas), gen
+
+    @staticmethod
+    def _prefill(forward: Forward, prompt: list[int], gen: Generation) -> torch.Tensor | None:
+        """Run the prompt through the model chunk by chunk; the last position's logits
+        (None if the generation was cancelled meanwhile)."""
+        logits = None
+        for start in range(0, len(prompt), PREFILL_CHUNK):
+            if gen.cancelled.is_set():
+                return None
+            logits = forward(prompt[start:start + PREFILL_CHUNK])
+        return logits
 
     def _decode(
         self,
         gen: Generation,
-        model: Any,
+        forward: Forward,
         prompt: list[int],
-        cache: DynamicCache,
         params: GenerationParams,
         generator: torch.Generator,
         detok: IncrementalDetokenizer,
@@ -322,7 +337,7 @@ class ChatModel:
         max_new: int,
         t0: float,
     ) -> Iterator[str]:
-        logits = self._prefill(model, prompt, cache, gen)
+        logits = self._prefill(forward, prompt, gen)
         hit = False
         while logits is not None and gen.completion_tokens < max_new and not gen.cancelled.is_set():
             token = sample_next(logits, params.temperature, params.top_p, generator)
@@ -338,7 +353,7 @@ class ChatModel:
                 gen.finish_reason = "stop"
                 break
             if gen.completion_tokens < max_new:
-                logits = self._forward(model, [token], cache)
+                logits = forward([token])
         if not hit and not gen.cancelled.is_set():  # ended by EOS or length: release held-back text
             out, hit = stops.feed(detok.flush())
             if hit:
@@ -349,12 +364,52 @@ class ChatModel:
                 gen.extra.setdefault("time_to_first_token_s", time.perf_counter() - t0)
                 yield out
 
-    def complete(
+class ChatModel(StreamingChat):
+    """Chat on a PyTorch model: a DynamicCache per stream, adapters merged into copies."""
+
+    def __init__(
         self,
-        messages: Sequence[Mapping[str, Any]],
-        params: GenerationParams,
-        adapter_dir: Path | None = None,
-    ) -> tuple[str, Generation]:
-        """Non-streaming convenience: the whole text and the finished :class:`Generation`."""
-        gen = self.generate(messages, params, adapter_dir)
-        return "".join(gen.deltas), gen
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_adapters: int = 4,
+        default_max_tokens: int = 1024,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__(
+            tokenizer,
+            context_length=int(getattr(model.config, "max_position_embeddings", 2048)),
+            eos_ids=eos_token_ids(model.generation_config.eos_token_id, tokenizer),
+            default_max_tokens=default_max_tokens,
+        )
+        self.base = model.eval()
+        self.adapters = AdapterCache(model, max_adapters)
+        self.lock = threading.RLock()
+        self.device = torch.device(device)
+
+    def _prepare(self, adapter_dir: Path) -> None:
+        with self.lock:  # load now so errors surface here, not mid-stream
+            self.adapters.get(adapter_dir)
+
+    @contextmanager
+    def _session(self, adapter_dir: Path | None, prompt: list[int]) -> Iterator[Forward]:
+        with self.lock:
+            model = self.base if adapter_dir is None else self.adapters.get(adapter_dir)
+        caches = [DynamicCache(config=self.base.config)]  # cleared when the stream ends
+
+        def forward(ids: list[int]) -> torch.Tensor:
+            with self.lock, torch.inference_mode():
+                out = model(
+                    input_ids=torch.tensor([ids], device=self.device),
+                    past_key_values=caches[0],
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+            return out.logits[0, -1]
+
+        try:
+            yield forward
+        finally:
+            caches.clear()
+            if len(prompt) >= LONG_PROMPT:
+                release_memory()
