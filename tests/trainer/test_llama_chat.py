@@ -230,3 +230,15 @@ def test_an_adapter_written_as_a_gguf_lora_gives_llama_cpp_the_fine_tunes_logits
     scale = float(want.abs().max())
     assert float((got - want).abs().max()) < 1e-2 * scale  # the fine-tune's logits (F16 KV cache)
     assert float((base - want).abs().max()) > 1e-1 * scale  # which are far from the base's
+
+
+def test_a_stream_running_when_the_engine_closes_ends_with_an_error_not_a_crash(workdir: Path) -> None:
+    engine = make_tiny_engine(workdir, chat_backend="llama", chat_format="f32")
+    gen = engine.generate(TINY_MODEL_ID, None, HELLO, GenerationParams(max_tokens=50, temperature=1.0, seed=1))
+    next(gen.deltas)
+    engine.close()  # the trainer stopping while an answer streams
+    with pytest.raises(RuntimeError, match="closed"):
+        list(gen.deltas)
+    chat = engine.chat_model(TINY_MODEL_ID)  # a new one: the closed one is gone
+    assert text(engine) and chat is engine.chat_model(TINY_MODEL_ID)
+    engine.close()  # idempotent

@@ -101,6 +101,8 @@ class LoadedModel:
         """A cleared context for a stream that checked this model out (see
         :meth:`LlamaModels.checkout`); give both back with :meth:`release`."""
         with self._lock:
+            if self.model.model is None:
+                raise RuntimeError("the chat model was closed (the trainer is stopping)")
             ctx = self.idle.pop() if self.idle else None
         if ctx is None:
             ctx = self._new_context()
@@ -262,6 +264,8 @@ class LlamaChatModel(StreamingChat):
         def forward(ids: list[int]) -> torch.Tensor:
             nonlocal position
             with self.lock:
+                if self._closed:
+                    raise RuntimeError("the chat model was closed (the trainer is stopping)")
                 batch.set_batch(ids, position, False)
                 native.decode(batch)
                 pointer = llama.llama_get_logits_ith(native.ctx, -1)
@@ -277,7 +281,10 @@ class LlamaChatModel(StreamingChat):
             entry.release(ctx)
 
     def close(self) -> None:
-        """Free llama.cpp's models and contexts (idempotent)."""
-        if not self._closed:
+        """Free llama.cpp's models and contexts (idempotent). Waits for a decode step in
+        flight; a stream still running afterwards ends with an error, not a crash."""
+        with self.lock:
+            if self._closed:
+                return
             self._closed = True
             self.models.close()
