@@ -115,7 +115,7 @@ class LoadedModel:
         with self._lock:
             self.users -= 1
             if ctx is not None:
-                if self.idle or self.evicted:
+                if self.idle or self.evicted or self.model.model is None:
                     ctx.close()
                 else:
                     self.idle.append(ctx)
@@ -130,8 +130,6 @@ class LoadedModel:
         for ctx in idle:
             ctx.close()
         self.model.close()
-
-
 
 
 class LlamaModels:
