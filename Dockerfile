@@ -32,7 +32,7 @@ COPY storage ./storage
 COPY trainer ./trainer
 COPY scripts/fast_chat.sh ./scripts/
 # llama.cpp for the trainer's chat (scripts/fast_chat.sh): compiled here, so the builder
-# stage needs a compiler and cmake; the runtime stage needs only OpenMP's runtime.
+# stage needs a compiler and cmake.
 RUN apt-get update -q && apt-get install -q -y --no-install-recommends build-essential cmake \
  && TUNECORD_PYTHON=python bash scripts/fast_chat.sh \
  && rm -rf /var/lib/apt/lists/*
@@ -47,8 +47,6 @@ ENV PYTHONUNBUFFERED=1 \
     TUNECORD_DB=/data/tunecord.sqlite3 \
     TRAINER_DATA_DIR=/data/trainer \
     HF_HOME=/data/huggingface
-RUN apt-get update -q && apt-get install -q -y --no-install-recommends libgomp1 \
- && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 tunecord \
  && useradd --system --uid 10001 --gid tunecord --create-home --home-dir /home/tunecord tunecord \
  && mkdir -p /data/trainer \

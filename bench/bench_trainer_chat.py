@@ -1,9 +1,9 @@
 """Chat speed as the bot gets it: the trainer's OpenAI API, streamed, against llama.cpp.
 
 The trainer runs as ``python -m bot`` starts it (``TrainerChild``: ``python -m trainer`` on a
-data folder of its own, its default chat backend and format unless ``--format`` says
-otherwise). A fine-tune is made once through the API (``--examples`` Marv examples, one
-epoch; a later run reuses it). Then the held-out Marv prompts are asked streamed, greedy, up to ``--max-tokens`` tokens, from this process by the bot's own provider
+fresh data folder, its default chat backend and format unless ``--format`` says otherwise).
+A fine-tune is made through the API first (``--examples`` Marv examples, one epoch), in the
+same trainer process that then answers, as in real use. Then the held-out Marv prompts are asked streamed, greedy, up to ``--max-tokens`` tokens, from this process by the bot's own provider
 (``OpenAICompatProvider.stream_chat``: the SDK's client, plain JSON chunks), exactly as the
 bot asks them: time to the first text, time to the end of the stream, completion tokens
 from the usage chunk.
@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import sqlite3
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,7 @@ async def ours(provider: Any, model: str, messages: list, max_tokens: int) -> Re
 
 
 async def fine_tune(client: Any, examples: int) -> str:
-    """The id of a fine-tuned model on this trainer (made now, through the API, if none)."""
-    models = [m.id async for m in client.models.list() if m.id.startswith("ft:") and ":ckpt-" not in m.id]
-    if models:
-        return str(models[0])
+    """A fine-tuned model made now, through the API."""
     lines = MARV_TRAIN.read_text(encoding="utf-8").splitlines()[:examples]
     upload = await client.files.create(file=("marv.jsonl", ("\n".join(lines) + "\n").encode()),
                                        purpose="fine-tune")  # fmt: skip
@@ -105,7 +103,8 @@ async def run(args: argparse.Namespace) -> str:
     from trainer.ml.gguf_export import write_lora_gguf
     from trainer.ml.registry import SMOLLM2_GGUF, ModelRegistry, smollm2_package_dir
 
-    data_dir = args.data_dir.resolve()
+    folder = tempfile.TemporaryDirectory(prefix="bench-chat-", dir=args.data_dir)
+    data_dir = Path(folder.name)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     if args.format:
         env["TRAINER_CHAT_FORMAT"] = args.format
@@ -165,6 +164,7 @@ async def run(args: argparse.Namespace) -> str:
         await client.close()
         await provider.close()
         await child.stop()
+        folder.cleanup()
 
     def rate(name: str) -> float:
         return sum(r[1] for r in best[name]) / sum(r[3] for r in best[name])
@@ -207,7 +207,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--examples", type=int, default=10, help="Marv examples of the fine-tune")
     parser.add_argument("--format", help="TRAINER_CHAT_FORMAT for the trainer (default: its own)")
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR / "chat")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help="where the run's temporary trainer folder goes")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     body = asyncio.run(run(args))

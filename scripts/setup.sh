@@ -10,7 +10,7 @@ py=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
-stamp=".venv/.tunecord-$(echo "$extras" | tr ',' '-')-$(sha1sum pyproject.toml | cut -c1-12)"
+stamp=".venv/.tunecord-$(echo "$extras" | tr ',' '-')-$(cat pyproject.toml scripts/fast_chat.sh | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     case ",$extras," in

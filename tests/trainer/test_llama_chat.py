@@ -242,3 +242,23 @@ def test_a_stream_running_when_the_engine_closes_ends_with_an_error_not_a_crash(
     chat = engine.chat_model(TINY_MODEL_ID)  # a new one: the closed one is gone
     assert text(engine) and chat is engine.chat_model(TINY_MODEL_ID)
     engine.close()  # idempotent
+
+
+def test_chat_threads_sample_on_one_thread_and_leave_torchs_other_threads_alone(workdir: Path) -> None:
+    import threading
+
+    engine = make_tiny_engine(workdir, chat_backend="llama", chat_format="f32")
+    before = torch.get_num_threads()
+    seen: list[int] = []
+
+    def chat() -> None:
+        text(engine)
+        seen.append(torch.get_num_threads())  # OpenMP's thread count is per thread
+
+    worker = threading.Thread(target=chat)
+    worker.start()
+    worker.join()
+    # no OpenMP team of torch's spinning on llama.cpp's cores after every sampled token
+    assert seen == [1]
+    assert torch.get_num_threads() == before  # training elsewhere keeps every core
+    engine.close()

@@ -43,6 +43,30 @@ def available() -> bool:
     return True
 
 
+_SERIAL = threading.local()
+
+
+def _sample_serially() -> None:
+    """Run this thread's torch operations (sampling) on one thread.
+
+    llama.cpp computes on its own threads; torch would otherwise open an OpenMP team for the
+    sampler's few operations on every token, whose workers then spin-wait for milliseconds
+    on the cores llama.cpp needs (measured: decode at half speed). OpenMP's thread count is
+    per thread, so this leaves torch's training threads in other threads alone.
+    """
+    if getattr(_SERIAL, "done", False):
+        return
+    _SERIAL.done = True
+    import torch
+
+    library = Path(torch.__file__).parent / "lib" / "libgomp.so.1"
+    try:
+        gomp = ctypes.CDLL(str(library) if library.exists() else "libgomp.so.1")
+        gomp.omp_set_num_threads(1)
+    except (OSError, AttributeError):  # torch without OpenMP: nothing spins
+        pass
+
+
 def _llama() -> Any:
     import llama_cpp
     import llama_cpp._logger
@@ -249,6 +273,7 @@ class LlamaChatModel(StreamingChat):
     @contextmanager
     def _session(self, adapter_dir: Path | None, prompt: list[int]) -> Iterator[Forward]:
         llama = _llama()
+        _sample_serially()
         entry = self.models.checkout(adapter_dir)
         try:
             ctx = entry.context()
