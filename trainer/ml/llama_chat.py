@@ -59,6 +59,7 @@ def _sample_serially() -> None:
     _SERIAL.done = True
     import torch
 
+    torch.get_num_threads()  # torch's own first-use set-up for this thread, which would undo ours
     library = Path(torch.__file__).parent / "lib" / "libgomp.so.1"
     try:
         gomp = ctypes.CDLL(str(library) if library.exists() else "libgomp.so.1")
