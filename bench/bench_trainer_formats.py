@@ -22,7 +22,6 @@ examples with the engine's defaults); without one, ``--train N`` trains one on N
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 from pathlib import Path
@@ -191,7 +190,6 @@ def main() -> None:
         + table(["format", "MiB", "base agreement", "fine-tune agreement", "held-out loss",
                  "vs fp32", "tokens/s", "first text (ms)"], rows)
     )
-    assert all(math.isfinite(float(r[4])) for r in rows)
     print()
     print(body)
     if not args.no_write:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.trainer.test_ml import HELLO, make_adapter
+from tests.trainer.test_ml import HELLO, Recorder, make_adapter
 from tests.trainer.tiny import (
     TINY_MODEL_ID,
     make_tiny_engine,
@@ -157,7 +157,7 @@ def test_a_fine_tune_is_written_for_serving_when_training_ends_and_follows_its_a
     engine = make_tiny_engine(workdir, chat_backend="llama", chat_format="f32")
     examples = [{"messages": [{"role": "user", "content": "hello world"}, {"role": "assistant", "content": "pong pong"}]}] * 8
     result = engine.train(TrainRequest(TINY_MODEL_ID, examples, None, Hyperparameters(10, 4, 5.0), 0, tmp_path / "out"),
-                          _Quiet())  # fmt: skip
+                          Recorder())  # fmt: skip
     written = sorted(result.adapter_dir.glob("serving-f32-*.gguf"))
     assert len(written) == 1  # made right after training, before any chat
     assert text(engine, result.adapter_dir).startswith("pong pong")
@@ -171,20 +171,6 @@ def test_a_fine_tune_is_written_for_serving_when_training_ends_and_follows_its_a
     now = sorted(result.adapter_dir.glob("serving-f32-*.gguf"))
     assert len(now) == 1 and now != written  # the stale file is gone
     engine.close()
-
-
-class _Quiet:
-    def on_start(self, total_steps: int, seconds_per_step: float | None) -> None:
-        pass
-
-    def on_step(self, metrics: Any) -> None:
-        pass
-
-    def on_checkpoint(self, checkpoint: Any) -> None:
-        pass
-
-    def should_stop(self) -> bool:
-        return False
 
 
 def test_logits_are_llama_cpps_own_and_survive_the_next_decode(workdir: Path) -> None:

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from trainer.datadir import PRIVATE_FILE, partial_name
 
 FORMATS = ("f32", "f16", "bf16", "q8_0", "q4_0")
 """GGUF tensor formats the exporter writes. Norms are always F32; with ``q4_0`` the token
@@ -101,18 +102,45 @@ def rope_permute(weight: np.ndarray, n_head: int) -> np.ndarray:
     )
 
 
+def _rope_rows(name: str, rows: np.ndarray, config: Any) -> np.ndarray:
+    """``rows`` (output rows of the matrix ``name``, or a LoRA B of it) in llama.cpp's order."""
+    if name.endswith("attn_q.weight"):
+        return rope_permute(rows, config.num_attention_heads)
+    if name.endswith("attn_k.weight"):
+        return rope_permute(rows, config.num_key_value_heads)
+    return rows
+
+
 def _tensors(state: Mapping[str, Any], config: Any) -> Iterator[tuple[str, np.ndarray]]:
     tied = bool(getattr(config, "tie_word_embeddings", False))
     for hf_name, tensor in state.items():
         name = gguf_name(hf_name)
         if name is None or (tied and name == "output.weight"):
             continue
-        data = tensor.detach().to("cpu").float().numpy()
-        if name.endswith("attn_q.weight"):
-            data = rope_permute(data, config.num_attention_heads)
-        elif name.endswith("attn_k.weight"):
-            data = rope_permute(data, config.num_key_value_heads)
-        yield name, data
+        yield name, _rope_rows(name, tensor.detach().to("cpu").float().numpy(), config)
+
+
+def _write_atomically(path: Path, fill: Callable[[Any], None]) -> Path:
+    """A GGUF file at ``path`` (0600) whose keys and tensors ``fill`` adds to a writer;
+    written under :func:`~trainer.datadir.partial_name` and renamed, so a crash leaves only
+    a temporary name the next start removes."""
+    from gguf import GGUFWriter
+
+    tmp = partial_name(path)
+    writer = GGUFWriter(tmp, "llama")
+    try:
+        fill(writer)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.chmod(tmp, PRIVATE_FILE)
+        os.replace(tmp, path)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _encode(name: str, data: np.ndarray, fmt: str) -> tuple[np.ndarray, Any]:
@@ -178,35 +206,29 @@ def _add_vocab(writer: Any, tokenizer: Any, vocab_size: int) -> None:
         writer.add_chat_template(tokenizer.chat_template)
 
 
-def _write(writer: Any, model: Any, tokenizer: Any, fmt: str, name: str) -> None:
+def _add_model(writer: Any, model: Any, tokenizer: Any, fmt: str, name: str) -> None:
     config = model.config
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    try:
-        writer.add_type("model")
-        writer.add_name(name)
-        writer.add_block_count(config.num_hidden_layers)
-        writer.add_context_length(config.max_position_embeddings)
-        writer.add_embedding_length(config.hidden_size)
-        writer.add_feed_forward_length(config.intermediate_size)
-        writer.add_head_count(config.num_attention_heads)
-        writer.add_head_count_kv(config.num_key_value_heads)
-        writer.add_rope_freq_base(_rope_theta(config))
-        writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
-        writer.add_key_length(head_dim)
-        writer.add_value_length(head_dim)
-        writer.add_rope_dimension_count(head_dim)
-        writer.add_vocab_size(config.vocab_size)
-        writer.add_file_type(_file_type(fmt))
-        writer.add_quantization_version(2)
-        _add_vocab(writer, tokenizer, config.vocab_size)
-        for tensor_name, data in _tensors(model.state_dict(), config):
-            encoded, raw_dtype = _encode(tensor_name, data, fmt)
-            writer.add_tensor(tensor_name, encoded, raw_dtype=raw_dtype)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-    finally:
-        writer.close()
+    writer.add_type("model")
+    writer.add_name(name)
+    writer.add_block_count(config.num_hidden_layers)
+    writer.add_context_length(config.max_position_embeddings)
+    writer.add_embedding_length(config.hidden_size)
+    writer.add_feed_forward_length(config.intermediate_size)
+    writer.add_head_count(config.num_attention_heads)
+    writer.add_head_count_kv(config.num_key_value_heads)
+    writer.add_rope_freq_base(_rope_theta(config))
+    writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_rope_dimension_count(head_dim)
+    writer.add_vocab_size(config.vocab_size)
+    writer.add_file_type(_file_type(fmt))
+    writer.add_quantization_version(2)
+    _add_vocab(writer, tokenizer, config.vocab_size)
+    for tensor_name, data in _tensors(model.state_dict(), config):
+        encoded, raw_dtype = _encode(tensor_name, data, fmt)
+        writer.add_tensor(tensor_name, encoded, raw_dtype=raw_dtype)
 
 
 def write_gguf(model: Any, tokenizer: Any, path: Path | str, fmt: str = "q8_0",
@@ -215,24 +237,13 @@ def write_gguf(model: Any, tokenizer: Any, path: Path | str, fmt: str = "q8_0",
 
     Raises ``ValueError`` for an unknown format or a model :func:`export_problem` refuses.
     """
-    from gguf import GGUFWriter
-
     if fmt not in FORMATS:
         raise ValueError(f"GGUF format must be one of {FORMATS}, got {fmt!r}")
     config = model.config
     problem = export_problem(config)
     if problem:
         raise ValueError(f"cannot export to GGUF: {problem}")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    try:
-        _write(GGUFWriter(tmp, "llama"), model, tokenizer, fmt, name)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.chmod(tmp, 0o600)  # private, like everything else in the data folder
-    os.replace(tmp, path)
-    return path
+    return _write_atomically(Path(path), lambda writer: _add_model(writer, model, tokenizer, fmt, name))
 
 
 def write_lora_gguf(adapter_dir: Path | str, config: Any, path: Path | str) -> Path:
@@ -242,17 +253,15 @@ def write_lora_gguf(adapter_dir: Path | str, config: Any, path: Path | str) -> P
     trainer serves merged files instead (faster per token); this file is for people who
     run the community's fine-tune on llama.cpp themselves, and for the benchmarks.
     """
-    from gguf import GGUFWriter
     from safetensors.numpy import load_file
 
     from trainer.ml.lora import ADAPTER_CONFIG, ADAPTER_WEIGHTS
 
-    adapter_dir, path = Path(adapter_dir), Path(path)
+    adapter_dir = Path(adapter_dir)
     settings = json.loads((adapter_dir / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     weights = load_file(str(adapter_dir / ADAPTER_WEIGHTS))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    writer = GGUFWriter(tmp, "llama")
-    try:
+
+    def fill(writer: Any) -> None:
         writer.add_type("adapter")
         writer.add_string("adapter.type", "lora")
         writer.add_float32("adapter.lora.alpha", float(settings["lora_alpha"]))
@@ -262,19 +271,8 @@ def write_lora_gguf(adapter_dir: Path | str, config: Any, path: Path | str) -> P
             if name is None or part not in ("A.weight", "B.weight"):
                 raise ValueError(f"cannot place LoRA tensor {key} in a llama GGUF")
             data = weights[key].astype(np.float32)
-            if part == "B.weight" and name.endswith("attn_q.weight"):
-                data = rope_permute(data, config.num_attention_heads)
-            elif part == "B.weight" and name.endswith("attn_k.weight"):
-                data = rope_permute(data, config.num_key_value_heads)
+            if part == "B.weight":  # B's rows are the projection's output rows
+                data = _rope_rows(name, data, config)
             writer.add_tensor(f"{name}.lora_{part[0].lower()}", data)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_tensors_to_file()
-        writer.close()
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-    return path
+
+    return _write_atomically(Path(path), fill)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -57,8 +58,6 @@ def _sample_serially() -> None:
     if getattr(_SERIAL, "done", False):
         return
     _SERIAL.done = True
-    import torch
-
     torch.get_num_threads()  # torch's own first-use set-up for this thread, which would undo ours
     library = Path(torch.__file__).parent / "lib" / "libgomp.so.1"
     try:
@@ -68,6 +67,7 @@ def _sample_serially() -> None:
         pass
 
 
+@functools.cache
 def _llama() -> Any:
     import llama_cpp
     import llama_cpp._logger
@@ -91,14 +91,13 @@ class Slot:
 class LoadedModel:
     """One ``llama_model`` and the contexts streams borrow from it."""
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int, n_threads_batch: int) -> None:
+    def __init__(self, path: Path, *, n_ctx: int, n_threads: int) -> None:
         from llama_cpp._internals import LlamaModel
 
         llama = _llama()
         self.path = path
         self.n_ctx = n_ctx
         self.n_threads = n_threads
-        self.n_threads_batch = n_threads_batch
         params = llama.llama_model_default_params()
         params.n_gpu_layers = 0
         self.model = LlamaModel(path_model=str(path), params=params, verbose=True)
@@ -116,8 +115,7 @@ class LoadedModel:
         params.n_ctx = self.n_ctx
         params.n_batch = params.n_ubatch = PREFILL_CHUNK
         params.n_seq_max = 1
-        params.n_threads = self.n_threads
-        params.n_threads_batch = self.n_threads_batch
+        params.n_threads = params.n_threads_batch = self.n_threads
         params.no_perf = True
         ctx = LlamaContext(model=self.model, params=params, verbose=True)
         return Slot(ctx, LlamaBatch(n_tokens=PREFILL_CHUNK, embd=0, n_seq_max=1, verbose=True))
@@ -250,14 +248,12 @@ class LlamaChatModel(StreamingChat):
         context_length: int,
         eos_ids: frozenset[int],
         n_threads: int,
-        n_threads_batch: int | None = None,
         max_adapters: int = 4,
         default_max_tokens: int = 1024,
     ) -> None:
         super().__init__(tokenizer, context_length=context_length, eos_ids=eos_ids,
                          default_max_tokens=default_max_tokens)
         self.n_threads = n_threads
-        self.n_threads_batch = n_threads_batch or n_threads
         self.lock = threading.Lock()
         self.models = LlamaModels(self._load(base_gguf), gguf_for, self._load, max_adapters)
         self.adapters = self.models  # the inspection surface both backends share
@@ -265,8 +261,7 @@ class LlamaChatModel(StreamingChat):
         _OPEN.add(self)
 
     def _load(self, path: Path) -> LoadedModel:
-        return LoadedModel(path, n_ctx=self.context_length, n_threads=self.n_threads,
-                           n_threads_batch=self.n_threads_batch)
+        return LoadedModel(path, n_ctx=self.context_length, n_threads=self.n_threads)
 
     def _prepare(self, adapter_dir: Path) -> None:
         self.models.checkout(adapter_dir).release(None)
