@@ -24,7 +24,7 @@ from trainer.ml import llama_chat
 from trainer.ml.data import ChatTokenizer
 from trainer.ml.device import resolve_device, usable_cpus, use_all_cores
 from trainer.ml.generation import ChatModel, StreamingChat, eos_token_ids
-from trainer.ml.gguf_export import FORMATS
+from trainer.ml.gguf_export import FLOAT_FORMATS, FORMATS
 from trainer.ml.hyperparams import resolve_hyperparameters
 from trainer.ml.registry import ModelRegistry
 from trainer.ml.serving import ServingFiles
@@ -182,6 +182,7 @@ class LocalEngine:
             context_length=int(config.max_position_embeddings),
             eos_ids=eos_token_ids(generation_eos, tokenizer),
             n_threads=usable_cpus(),  # fewer is slower even next to the HTTP server's work
+            exact_attention=self.serving.fmt in FLOAT_FORMATS,
             max_adapters=self.max_adapters,
             default_max_tokens=self.default_max_tokens,
         )

@@ -28,6 +28,8 @@ from trainer.datadir import PRIVATE_FILE, partial_name
 FORMATS = ("f32", "f16", "bf16", "q8_0", "q4_0")
 """GGUF tensor formats the exporter writes. Norms are always F32; with ``q4_0`` the token
 embedding (also the output head of a tied model) is Q8_0, as in llama.cpp's own Q4 files."""
+FLOAT_FORMATS = ("f32", "f16", "bf16")
+"""The formats that keep every weight a float (chat on them computes attention exactly too)."""
 QUANT_BLOCK = 32
 """Q8_0 and Q4_0 pack rows in blocks of 32 values; a row of another length falls back to F16."""
 

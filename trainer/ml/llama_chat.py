@@ -12,6 +12,12 @@ streams interleave token by token; llama.cpp releases the GIL while it computes.
 Fine-tunes are kept in a bounded LRU like the torch path's; an evicted model is freed once
 no stream uses it. Every context is cleared when a stream takes it (no KV reuse between
 requests, so nothing of one stream can leak into another).
+
+With ``exact_attention`` (the float formats) contexts keep their KV cache in F32 and compute
+attention without llama.cpp's flash-attention kernel, which rounds through F16: llama.cpp's
+logits then stay within about 1e-4 of PyTorch fp32's instead of 1e-2, so greedy answers
+follow PyTorch's even at near ties (``bench.bench_trainer_formats``). Quantised formats keep
+llama.cpp's faster defaults; their weights differ from PyTorch's anyway.
 """
 
 from __future__ import annotations
@@ -44,27 +50,33 @@ def available() -> bool:
     return True
 
 
-_SERIAL = threading.local()
-
-
 def _sample_serially() -> None:
     """Run this thread's torch operations (sampling) on one thread.
 
     llama.cpp computes on its own threads; torch would otherwise open an OpenMP team for the
     sampler's few operations on every token, whose workers then spin-wait for milliseconds
     on the cores llama.cpp needs (measured: decode at half speed). OpenMP's thread count is
-    per thread, so this leaves torch's training threads in other threads alone.
+    per thread, so this leaves torch's training threads in other threads alone. Checked on
+    every stream, not once per thread: anything that calls ``torch.set_num_threads`` in a
+    thread (an engine made there, say) raises its count again.
     """
-    if getattr(_SERIAL, "done", False):
-        return
-    _SERIAL.done = True
-    torch.get_num_threads()  # torch's own first-use set-up for this thread, which would undo ours
+    if torch.get_num_threads() == 1:  # also torch's own first-use set-up of this thread,
+        return                        # which would otherwise undo ours later
+    omp_set_num_threads = _omp_set_num_threads()
+    if omp_set_num_threads is not None:
+        omp_set_num_threads(1)
+
+
+@functools.cache
+def _omp_set_num_threads() -> Callable[[int], None] | None:
+    """OpenMP's per-thread setter in the runtime torch uses; None for a torch without one."""
     library = Path(torch.__file__).parent / "lib" / "libgomp.so.1"
     try:
         gomp = ctypes.CDLL(str(library) if library.exists() else "libgomp.so.1")
-        gomp.omp_set_num_threads(1)
+        setter: Callable[[int], None] = gomp.omp_set_num_threads
     except (OSError, AttributeError):  # torch without OpenMP: nothing spins
-        pass
+        return None
+    return setter
 
 
 @functools.cache
@@ -91,13 +103,14 @@ class Slot:
 class LoadedModel:
     """One ``llama_model`` and the contexts streams borrow from it."""
 
-    def __init__(self, path: Path, *, n_ctx: int, n_threads: int) -> None:
+    def __init__(self, path: Path, *, n_ctx: int, n_threads: int, exact_attention: bool = False) -> None:
         from llama_cpp._internals import LlamaModel
 
         llama = _llama()
         self.path = path
         self.n_ctx = n_ctx
         self.n_threads = n_threads
+        self.exact_attention = exact_attention
         params = llama.llama_model_default_params()
         params.n_gpu_layers = 0
         self.model = LlamaModel(path_model=str(path), params=params, verbose=True)
@@ -117,6 +130,9 @@ class LoadedModel:
         params.n_seq_max = 1
         params.n_threads = params.n_threads_batch = self.n_threads
         params.no_perf = True
+        if self.exact_attention:
+            params.flash_attn_type = llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
+            params.type_k = params.type_v = llama.GGML_TYPE_F32
         ctx = LlamaContext(model=self.model, params=params, verbose=True)
         return Slot(ctx, LlamaBatch(n_tokens=PREFILL_CHUNK, embd=0, n_seq_max=1, verbose=True))
 
@@ -248,12 +264,14 @@ class LlamaChatModel(StreamingChat):
         context_length: int,
         eos_ids: frozenset[int],
         n_threads: int,
+        exact_attention: bool = False,
         max_adapters: int = 4,
         default_max_tokens: int = 1024,
     ) -> None:
         super().__init__(tokenizer, context_length=context_length, eos_ids=eos_ids,
                          default_max_tokens=default_max_tokens)
         self.n_threads = n_threads
+        self.exact_attention = exact_attention
         self.lock = threading.Lock()
         self.models = LlamaModels(self._load(base_gguf), gguf_for, self._load, max_adapters)
         self.adapters = self.models  # the inspection surface both backends share
@@ -261,7 +279,8 @@ class LlamaChatModel(StreamingChat):
         _OPEN.add(self)
 
     def _load(self, path: Path) -> LoadedModel:
-        return LoadedModel(path, n_ctx=self.context_length, n_threads=self.n_threads)
+        return LoadedModel(path, n_ctx=self.context_length, n_threads=self.n_threads,
+                           exact_attention=self.exact_attention)
 
     def _prepare(self, adapter_dir: Path) -> None:
         self.models.checkout(adapter_dir).release(None)
