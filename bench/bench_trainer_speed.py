@@ -228,8 +228,11 @@ def main() -> None:
     )
     if "ours-fp32" in best:
         r = best["ours-fp32"]
+        computed = 4 * params * r["positions"] / r["seconds"] / 1e9
         body += (f"\n\nPrefix sharing computed {r['positions']} positions for "
-                 f"{r['tokens']} tokens ({r['positions'] / r['tokens']:.0%}).")
+                 f"{r['tokens']} tokens ({r['positions'] / r['tokens']:.0%}); counting only the "
+                 f"positions computed, tunecord fp32 runs at {computed:.0f} GFLOP/s "
+                 f"({computed / peak:.0%} of the matmul rate).")
     if ref:
         body += f" TRL processed {ref['trl_tokens']} tokens (prompt-completion rows)."
     print()
