@@ -28,6 +28,7 @@ Rules (issue 10, "Answering in channels"):
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -324,24 +325,39 @@ class ChatService:
         self._default_model = default_model
         self.limits = limits or ChatLimits()
         self._channels: dict[int, set[int]] = {}
+        self._loading: dict[int, asyncio.Task[set[int]]] = {}
         self._choices: dict[int, tuple[int, ModelChoice]] = {}
 
     # channels
     async def _enabled(self, guild_id: int) -> set[int]:
+        """The guild's chat channels, read once. Callers waiting for the same read resume in
+        the order they asked, so a message that arrived before ``/chat on`` is judged on the
+        state before it (see :meth:`enable`)."""
         channels = self._channels.get(guild_id)
-        if channels is None:
+        if channels is not None:
+            return channels
+        loading = self._loading.get(guild_id)
+        if loading is None:
+            loading = self._loading[guild_id] = asyncio.create_task(self._read_channels(guild_id))
+        return await asyncio.shield(loading)  # one caller cancelled leaves the read to the rest
+
+    async def _read_channels(self, guild_id: int) -> set[int]:
+        try:
             rows = await self._storage.channels.list_all(guild_id)
-            channels = self._channels.setdefault(guild_id, {r.channel_id for r in rows})
-        return channels
+            return self._channels.setdefault(guild_id, {r.channel_id for r in rows})
+        finally:
+            del self._loading[guild_id]
 
     async def enable(self, guild_id: int, channel_id: int, *, by: int | None = None) -> bool:
         """Chat on in the channel; False if it already was."""
+        await self._enabled(guild_id)  # read before writing: the read cannot see this change
         added = await self._storage.channels.add(guild_id, channel_id, added_by=by)
         (await self._enabled(guild_id)).add(channel_id)
         return added
 
     async def disable(self, guild_id: int, channel_id: int) -> bool:
         """Chat off in the channel; False if it was not on."""
+        await self._enabled(guild_id)
         removed = await self._storage.channels.remove(guild_id, channel_id)
         (await self._enabled(guild_id)).discard(channel_id)
         return removed

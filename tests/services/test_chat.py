@@ -178,3 +178,52 @@ async def test_model_choice_is_kept_until_anything_is_written(tmp_path):
         await storage.datasets.create(2, "other guild", system_prompt="X")  # any write
         assert await service.model_for(1) is not edited
         assert (await service.model_for(1)).system_prompt == "P2"
+
+
+async def test_messages_that_asked_before_chat_on_are_judged_on_the_state_before_it(tmp_path):
+    """The first look at a guild's chat channels reads the database. When every reader
+    connection is busy that read waits, while ``/chat on``'s write (on the writer) could
+    commit first: a message that asked before the command must still not see the change."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    async with await Storage.open(tmp_path / "db.sqlite3") as storage:
+        busy, done = asyncio.Event(), asyncio.Event()
+
+        async def occupy_readers() -> None:
+            async with AsyncExitStack() as stack:
+                for _ in range(len(storage.db._readers)):
+                    await stack.enter_async_context(storage.db.reading())
+                busy.set()
+                await done.wait()
+
+        for guild, turn_on in ((1, True), (1, False)):
+            service = ChatService(storage, PriceCatalogue.load(), "m")
+            busy.clear()
+            done.clear()
+            holder = asyncio.create_task(occupy_readers())
+            await busy.wait()
+            earlier = [asyncio.create_task(service.is_chat_channel(guild, 50)) for _ in range(2)]
+            change = asyncio.create_task(
+                service.enable(guild, 50, by=9) if turn_on else service.disable(guild, 50)
+            )
+            await asyncio.sleep(0.2)  # the write is free to go ahead meanwhile
+            done.set()
+            await holder
+            assert await asyncio.gather(*earlier) == [not turn_on, not turn_on]
+            assert await change
+            assert await service.is_chat_channel(guild, 50) is turn_on
+
+
+async def test_a_message_cancelled_while_the_channels_are_read_leaves_the_read_to_others(tmp_path):
+    import asyncio
+
+    async with await Storage.open(tmp_path / "db.sqlite3") as storage:
+        await ChatService(storage, PriceCatalogue.load(), "m").enable(1, 50)
+        service = ChatService(storage, PriceCatalogue.load(), "m")
+        gone = asyncio.create_task(service.is_chat_channel(1, 50))
+        other = asyncio.create_task(service.is_chat_channel(1, 50))
+        await asyncio.sleep(0)
+        gone.cancel()
+        assert await other
+        assert await service.is_chat_channel(1, 50)
