@@ -258,6 +258,7 @@ def test_chat_threads_sample_on_one_thread_and_leave_torchs_other_threads_alone(
     import threading
 
     engine = make_tiny_engine(workdir, chat_backend="llama", chat_format="f32")
+    torch_engine = make_tiny_engine(workdir, chat_backend="torch")
     before = torch.get_num_threads()
     torch.set_num_threads(before)  # as the engine does where its default differs: every new
     seen: list[int] = []           # thread then starts at this count, on its first torch call
@@ -268,11 +269,13 @@ def test_chat_threads_sample_on_one_thread_and_leave_torchs_other_threads_alone(
         torch.set_num_threads(before)  # something in this thread raises it again
         text(engine)
         seen.append(torch.get_num_threads())
+        text(torch_engine)  # a model on the PyTorch path decodes on every core again
+        seen.append(torch.get_num_threads())
 
     worker = threading.Thread(target=chat)
     worker.start()
     worker.join()
     # no OpenMP team of torch's spinning on llama.cpp's cores after every sampled token
-    assert seen == [1, 1]
+    assert seen == [1, 1, before]
     assert torch.get_num_threads() == before  # training elsewhere keeps every core
     engine.close()

@@ -37,7 +37,7 @@ from trainer.engine import Generation, GenerationParams
 from trainer.errors import bad_request
 from trainer.ml.checkpoints import is_adapter_dir
 from trainer.ml.data import ChatTokenizer
-from trainer.ml.device import release_memory
+from trainer.ml.device import release_memory, use_all_cores
 from trainer.ml.lora import ADAPTER_WEIGHTS
 
 PREFILL_CHUNK = 256
@@ -393,6 +393,8 @@ class ChatModel(StreamingChat):
 
     @contextmanager
     def _session(self, adapter_dir: Path | None, prompt: list[int]) -> Iterator[Forward]:
+        if self.device.type == "cpu":
+            use_all_cores()  # this thread may have sampled for llama.cpp on one
         with self.lock:
             model = self.base if adapter_dir is None else self.adapters.get(adapter_dir)
         caches = [DynamicCache(config=self.base.config)]  # cleared when the stream ends
