@@ -44,6 +44,7 @@ DEFAULT_CHAT_QUEUE = 16
 """Chat completions waiting for a slot; one more is answered 429 with ``retry-after``."""
 CHAT_BACKENDS = ("auto", "llama", "torch")
 CHAT_FORMATS = ("q8_0", "q4_0", "f16", "bf16", "f32")
+"""GGUF formats the exporter writes (``trainer.ml.gguf_export`` takes them from here)."""
 DEFAULT_CHAT_FORMAT = "q8_0"
 
 _KEY_CHARACTERS = re.compile(r"[\x21-\x7e]+")

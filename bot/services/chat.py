@@ -350,16 +350,16 @@ class ChatService:
 
     async def enable(self, guild_id: int, channel_id: int, *, by: int | None = None) -> bool:
         """Chat on in the channel; False if it already was."""
-        await self._enabled(guild_id)  # read before writing: the read cannot see this change
+        enabled = await self._enabled(guild_id)  # read before writing: it cannot see this change
         added = await self._storage.channels.add(guild_id, channel_id, added_by=by)
-        (await self._enabled(guild_id)).add(channel_id)
+        enabled.add(channel_id)
         return added
 
     async def disable(self, guild_id: int, channel_id: int) -> bool:
         """Chat off in the channel; False if it was not on."""
-        await self._enabled(guild_id)
+        enabled = await self._enabled(guild_id)
         removed = await self._storage.channels.remove(guild_id, channel_id)
-        (await self._enabled(guild_id)).discard(channel_id)
+        enabled.discard(channel_id)
         return removed
 
     async def is_chat_channel(

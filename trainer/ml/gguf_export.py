@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from trainer.config import CHAT_FORMATS
 from trainer.datadir import PRIVATE_FILE, partial_name
 
-FORMATS = ("f32", "f16", "bf16", "q8_0", "q4_0")
+FORMATS = CHAT_FORMATS
 """GGUF tensor formats the exporter writes. Norms are always F32; with ``q4_0`` the token
 embedding (also the output head of a tied model) is Q8_0, as in llama.cpp's own Q4 files."""
 FLOAT_FORMATS = ("f32", "f16", "bf16")
